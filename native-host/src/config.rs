@@ -1,0 +1,345 @@
+//! The host's configuration: our TOML format, or the `mcpServers` JSON that Claude Desktop, Cursor
+//! and others use. Both become one [`HostConfig`].
+//!
+//! ```toml
+//! [server]
+//! listen = "127.0.0.1:8787"
+//! allowed_origins = ["https://app.example"]   # CORS + Origin check; loopback origins are always allowed
+//! max_body_bytes = 4194304
+//!
+//! [namespace]
+//! separator = "__"
+//!
+//! [upstreams.everything]
+//! command = "npx"
+//! args = ["-y", "@modelcontextprotocol/server-everything"]
+//! env = { FOO = "bar" }
+//! prefix = "ev"          # default: the upstream's name; false: no prefix
+//!
+//! [upstreams.weather]
+//! url = "http://127.0.0.1:9000/mcp"
+//! headers = { Authorization = "Bearer ..." }
+//! transport = "http"     # "http" (Streamable HTTP, default for url) or "sse" (legacy HTTP+SSE)
+//! era = "auto"           # "auto" (probe server/discover), "legacy" or "modern"
+//!
+//! [upstreams.edge]
+//! builtin = "edge"       # the built-in device tools
+//! ```
+
+use mcp_edge_gateway::{Era, GatewayConfig, Namespacing, UpstreamSpec};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// How the host reaches one upstream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transport {
+    Stdio {
+        command: String,
+        args: Vec<String>,
+        env: BTreeMap<String, String>,
+        cwd: Option<String>,
+    },
+    Http {
+        url: String,
+        headers: BTreeMap<String, String>,
+    },
+    Sse {
+        url: String,
+        headers: BTreeMap<String, String>,
+    },
+    Builtin,
+}
+
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    pub gateway: GatewayConfig,
+    /// Same order as `gateway.upstreams`.
+    pub transports: Vec<Transport>,
+    pub listen: Option<String>,
+    pub allowed_origins: Vec<String>,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlFile {
+    #[serde(default)]
+    server: TomlServer,
+    #[serde(default)]
+    namespace: TomlNamespace,
+    #[serde(default)]
+    upstreams: toml::Table,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlServer {
+    listen: Option<String>,
+    #[serde(default)]
+    allowed_origins: Vec<String>,
+    max_body_bytes: Option<usize>,
+    request_timeout_ms: Option<u64>,
+    instructions: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlNamespace {
+    separator: Option<String>,
+    /// Default for upstreams without their own `prefix`: true prefixes with the upstream name.
+    prefix: Option<bool>,
+}
+
+/// One server entry, shared by both formats (the JSON format simply has fewer keys in practice).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ServerEntry {
+    command: Option<String>,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    cwd: Option<String>,
+    url: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    /// "stdio" | "http" | "streamable-http" | "sse" | "builtin" (Cursor and others write `type`).
+    #[serde(alias = "type")]
+    transport: Option<String>,
+    builtin: Option<String>,
+    prefix: Option<toml::Value>,
+    era: Option<String>,
+    /// Claude Desktop-style switch.
+    #[serde(default)]
+    disabled: bool,
+    // Keys of later features that we accept and ignore for now.
+    #[serde(default, rename = "offlineQueue", alias = "offline_queue")]
+    _offline_queue: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct JsonFile {
+    #[serde(rename = "mcpServers")]
+    mcp_servers: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    gateway: Option<serde_json::Value>,
+}
+
+impl HostConfig {
+    /// The embedded default: the built-in edge tools, nothing else.
+    pub fn embedded_default() -> HostConfig {
+        HostConfig {
+            gateway: GatewayConfig {
+                upstreams: vec![UpstreamSpec { name: "edge".into(), prefix: None, era: Some(Era::Legacy) }],
+                instructions: Some("Edge device tools: system info, load, memory, temperatures, disks and network.".into()),
+                ..Default::default()
+            },
+            transports: vec![Transport::Builtin],
+            listen: None,
+            allowed_origins: Vec::new(),
+            max_body_bytes: 4 * 1024 * 1024,
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<HostConfig, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let is_json =
+            path.extension().is_some_and(|e| e == "json") || text.trim_start().starts_with('{');
+        let cfg = if is_json {
+            Self::from_json(&text)
+        } else {
+            Self::from_toml(&text)
+        }
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+        cfg.gateway
+            .validate()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(cfg)
+    }
+
+    pub fn from_toml(text: &str) -> Result<HostConfig, String> {
+        let f: TomlFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut cfg = HostConfig::embedded_default();
+        cfg.gateway.upstreams.clear();
+        cfg.transports.clear();
+        cfg.gateway.instructions = f.server.instructions;
+        if let Some(t) = f.server.request_timeout_ms {
+            cfg.gateway.request_timeout_ms = t;
+        }
+        if let Some(s) = f.namespace.separator {
+            cfg.gateway.namespacing = Namespacing { separator: s };
+        }
+        cfg.listen = f.server.listen;
+        cfg.allowed_origins = f.server.allowed_origins;
+        if let Some(m) = f.server.max_body_bytes {
+            cfg.max_body_bytes = m;
+        }
+        let default_prefix = f.namespace.prefix.unwrap_or(true);
+        for (name, v) in f.upstreams {
+            let entry: ServerEntry = v
+                .try_into()
+                .map_err(|e| format!("upstream {name:?}: {e}"))?;
+            cfg.add(&name, entry, default_prefix)?;
+        }
+        Ok(cfg)
+    }
+
+    pub fn from_json(text: &str) -> Result<HostConfig, String> {
+        let f: JsonFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let mut cfg = HostConfig::embedded_default();
+        cfg.gateway.upstreams.clear();
+        cfg.transports.clear();
+        let mut default_prefix = true;
+        if let Some(g) = f.gateway {
+            if let Some(s) = g.get("separator").and_then(|v| v.as_str()) {
+                cfg.gateway.namespacing = Namespacing {
+                    separator: s.into(),
+                };
+            }
+            if let Some(p) = g.get("prefix").and_then(|v| v.as_bool()) {
+                default_prefix = p;
+            }
+            if let Some(o) = g.get("allowedOrigins").and_then(|v| v.as_array()) {
+                cfg.allowed_origins = o
+                    .iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect();
+            }
+        }
+        for (name, v) in f.mcp_servers {
+            let entry: ServerEntry =
+                serde_json::from_value(v).map_err(|e| format!("mcpServers.{name}: {e}"))?;
+            cfg.add(&name, entry, default_prefix)?;
+        }
+        Ok(cfg)
+    }
+
+    fn add(&mut self, name: &str, e: ServerEntry, default_prefix: bool) -> Result<(), String> {
+        if e.disabled {
+            return Ok(());
+        }
+        let kind = e.transport.as_deref().map(str::to_ascii_lowercase);
+        let transport = match (kind.as_deref(), &e.command, &e.url, &e.builtin) {
+            (Some("builtin"), ..) | (None, None, None, Some(_)) => Transport::Builtin,
+            (Some("stdio") | None, Some(cmd), None, None) => {
+                Transport::Stdio { command: cmd.clone(), args: e.args, env: e.env, cwd: e.cwd }
+            }
+            (Some("sse"), None, Some(url), None) => Transport::Sse { url: url.clone(), headers: e.headers },
+            (Some("http" | "streamable-http" | "streamablehttp" | "streamable_http"), None, Some(url), None) => {
+                Transport::Http { url: url.clone(), headers: e.headers }
+            }
+            (None, None, Some(url), None) => {
+                if url.trim_end_matches('/').ends_with("/sse") {
+                    Transport::Sse { url: url.clone(), headers: e.headers }
+                } else {
+                    Transport::Http { url: url.clone(), headers: e.headers }
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "upstream {name:?}: give exactly one of `command` (stdio), `url` (http/sse) or `builtin`"
+                ))
+            }
+        };
+        let prefix = match e.prefix {
+            None => default_prefix.then(|| name.to_string()),
+            Some(toml::Value::Boolean(false)) => None,
+            Some(toml::Value::Boolean(true)) => Some(name.to_string()),
+            Some(toml::Value::String(s)) => Some(s),
+            Some(other) => {
+                return Err(format!(
+                    "upstream {name:?}: prefix must be a string or a boolean, not {other}"
+                ))
+            }
+        };
+        let era = match e.era.as_deref() {
+            None | Some("auto") => None,
+            Some("legacy") => Some(Era::Legacy),
+            Some("modern") => Some(Era::Modern),
+            Some(o) => {
+                return Err(format!(
+                    "upstream {name:?}: era must be auto, legacy or modern, not {o:?}"
+                ))
+            }
+        };
+        let era = if transport == Transport::Builtin {
+            Some(Era::Legacy)
+        } else {
+            era
+        };
+        self.gateway.upstreams.push(UpstreamSpec {
+            name: name.to_string(),
+            prefix,
+            era,
+        });
+        self.transports.push(transport);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_claude_desktop_json() {
+        let c = HostConfig::from_json(
+            r#"{"mcpServers":{
+                "everything":{"command":"npx","args":["-y","@modelcontextprotocol/server-everything"],"env":{"A":"1"}},
+                "remote":{"url":"http://127.0.0.1:9/mcp","headers":{"Authorization":"Bearer x"}},
+                "old":{"url":"http://127.0.0.1:9/sse"},
+                "off":{"command":"x","disabled":true},
+                "queued":{"command":"y","offlineQueue":["a"]}}}"#,
+        )
+        .unwrap();
+        let names: Vec<_> = c
+            .gateway
+            .upstreams
+            .iter()
+            .map(|u| u.name.as_str())
+            .collect();
+        assert_eq!(names, ["everything", "remote", "old", "queued"]);
+        assert!(
+            matches!(&c.transports[0], Transport::Stdio { command, args, .. } if command == "npx" && args.len() == 2)
+        );
+        assert!(
+            matches!(&c.transports[1], Transport::Http { headers, .. } if headers["Authorization"] == "Bearer x")
+        );
+        assert!(matches!(&c.transports[2], Transport::Sse { .. }));
+        assert_eq!(c.gateway.upstreams[0].prefix.as_deref(), Some("everything"));
+    }
+
+    #[test]
+    fn reads_toml_with_prefix_options() {
+        let c = HostConfig::from_toml(
+            r#"
+            [server]
+            listen = "0.0.0.0:9000"
+            [namespace]
+            separator = "."
+            [upstreams.a]
+            command = "a"
+            prefix = false
+            [upstreams.b]
+            url = "http://x/mcp"
+            prefix = "bee"
+            era = "modern"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.listen.as_deref(), Some("0.0.0.0:9000"));
+        assert_eq!(c.gateway.namespacing.separator, ".");
+        assert_eq!(c.gateway.upstreams[0].prefix, None);
+        assert_eq!(c.gateway.upstreams[1].prefix.as_deref(), Some("bee"));
+        assert_eq!(c.gateway.upstreams[1].era, Some(Era::Modern));
+    }
+
+    #[test]
+    fn rejects_ambiguous_entries() {
+        assert!(HostConfig::from_toml("[upstreams.a]\ncommand='x'\nurl='http://y'\n").is_err());
+        assert!(HostConfig::from_toml("[upstreams.a]\nera='new'\ncommand='x'\n").is_err());
+        assert!(HostConfig::from_toml("[bogus]\n").is_err());
+    }
+}

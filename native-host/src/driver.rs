@@ -1,0 +1,135 @@
+//! The loop that drives the core engine on tokio: one task owns the [`Gateway`], everything else
+//! talks to it through a channel. Time comes from a monotonic `Instant` and is handed to the engine as
+//! milliseconds.
+
+use mcp_edge_gateway::{Gateway, Id, LogLevel, Message, Output, SessionId, UpstreamId};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+/// Where the engine's messages for one client go. Implementations must not block.
+pub trait ClientSink: Send + Sync {
+    fn deliver(&self, related: Option<Id>, message: Message);
+}
+
+pub enum Cmd {
+    OpenSession {
+        sink: Arc<dyn ClientSink>,
+        reply: oneshot::Sender<SessionId>,
+    },
+    CloseSession(SessionId),
+    FromClient(SessionId, Message),
+    UpstreamUp(UpstreamId, mpsc::UnboundedSender<Message>),
+    UpstreamDown(UpstreamId, String),
+    FromUpstream(UpstreamId, Message, Option<i64>),
+    Status(oneshot::Sender<serde_json::Value>),
+}
+
+/// A cheap, cloneable handle to the engine task.
+#[derive(Clone)]
+pub struct Handle {
+    tx: mpsc::UnboundedSender<Cmd>,
+}
+
+impl Handle {
+    pub fn send(&self, c: Cmd) {
+        // The engine task only ends when the process does; a failed send means we are shutting down.
+        let _ = self.tx.send(c);
+    }
+
+    pub async fn open_session(&self, sink: Arc<dyn ClientSink>) -> Option<SessionId> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Cmd::OpenSession { sink, reply });
+        rx.await.ok()
+    }
+
+    pub async fn status(&self) -> serde_json::Value {
+        let (reply, rx) = oneshot::channel();
+        self.send(Cmd::Status(reply));
+        rx.await.unwrap_or(serde_json::Value::Null)
+    }
+}
+
+pub fn spawn(gw: Gateway) -> Handle {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(run(gw, rx));
+    Handle { tx }
+}
+
+async fn run(mut gw: Gateway, mut rx: mpsc::UnboundedReceiver<Cmd>) {
+    let origin = Instant::now();
+    let now = move || origin.elapsed().as_millis() as u64;
+    let mut sinks: HashMap<SessionId, Arc<dyn ClientSink>> = HashMap::new();
+    let mut links: HashMap<UpstreamId, mpsc::UnboundedSender<Message>> = HashMap::new();
+    loop {
+        let deadline = gw
+            .poll_timeout()
+            .map(|t| origin + std::time::Duration::from_millis(t));
+        let cmd = tokio::select! {
+            c = rx.recv() => match c { Some(c) => Some(c), None => return },
+            _ = sleep_until(deadline) => None,
+        };
+        let t = now();
+        match cmd {
+            None => gw.handle_timeout(t),
+            Some(Cmd::OpenSession { sink, reply }) => {
+                let s = gw.open_session(t);
+                sinks.insert(s, sink);
+                let _ = reply.send(s);
+            }
+            Some(Cmd::CloseSession(s)) => {
+                gw.close_session(t, s);
+                sinks.remove(&s);
+            }
+            Some(Cmd::FromClient(s, m)) => gw.handle_client(t, s, m),
+            Some(Cmd::UpstreamUp(u, link)) => {
+                links.insert(u, link);
+                gw.upstream_connected(t, u);
+            }
+            Some(Cmd::UpstreamDown(u, why)) => {
+                links.remove(&u);
+                gw.upstream_disconnected(t, u, &why);
+            }
+            Some(Cmd::FromUpstream(u, m, related)) => gw.handle_upstream(t, u, m, related),
+            Some(Cmd::Status(reply)) => {
+                let _ = reply.send(gw.status());
+            }
+        }
+        while let Some(o) = gw.poll_output() {
+            match o {
+                Output::ToClient {
+                    session,
+                    related,
+                    message,
+                } => {
+                    if let Some(sink) = sinks.get(&session) {
+                        sink.deliver(related, message);
+                    }
+                }
+                Output::ToUpstream { upstream, message } => match links.get(&upstream) {
+                    Some(l) => {
+                        let _ = l.send(message);
+                    }
+                    None => tracing::debug!(
+                        upstream = upstream.0,
+                        "dropping message for a link that is down"
+                    ),
+                },
+                Output::Log { level, message } => match level {
+                    LogLevel::Debug => tracing::debug!("{message}"),
+                    LogLevel::Info => tracing::info!("{message}"),
+                    LogLevel::Warn => tracing::warn!("{message}"),
+                    LogLevel::Error => tracing::error!("{message}"),
+                },
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,179 @@
+//! `mcp-edge-gateway`: one MCP endpoint in front of many MCP servers, for edge boards and desktops.
+#![forbid(unsafe_code)]
+
+mod config;
+mod driver;
+mod http;
+mod stdio;
+mod upstream;
+
+use clap::{Parser, Subcommand};
+use config::HostConfig;
+use mcp_edge_gateway::Gateway;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+const ABOUT: &str = "MCP gateway for the edge: one MCP endpoint in front of many MCP servers.";
+
+const LONG_ABOUT: &str = "\
+MCP gateway for the edge: one MCP endpoint in front of many MCP servers (stdio child processes,
+Streamable HTTP and legacy HTTP+SSE servers). Clients of both protocol eras (initialize-based up to
+2025-11-25, and the stateless 2026-07-28) see the tools, prompts, resources and templates of every
+upstream, namespaced as <upstream>__<name>.
+
+With no --config, `serve` runs an embedded default: built-in edge tools with real readings of this
+device (system_info, load, memory, temperatures, network).
+
+CONFIG FILES
+  TOML (our format):
+      [server]
+      listen = \"127.0.0.1:8787\"
+      allowed_origins = [\"https://app.example\"]     # CORS + Origin check; loopback is always allowed
+      [namespace]
+      separator = \"__\"                              # prefix = false makes names unprefixed by default
+      [upstreams.everything]
+      command = \"npx\"
+      args = [\"-y\", \"@modelcontextprotocol/server-everything\"]
+      [upstreams.weather]
+      url = \"http://127.0.0.1:9000/mcp\"              # transport = \"sse\" for legacy HTTP+SSE
+      headers = { Authorization = \"Bearer ...\" }
+      prefix = \"wx\"                                  # or false for no prefix
+      [upstreams.edge]
+      builtin = \"edge\"
+
+  JSON, as Claude Desktop, Cursor and others write it (the key is the upstream's name):
+      { \"mcpServers\": {
+          \"everything\": { \"command\": \"npx\", \"args\": [\"-y\", \"@modelcontextprotocol/server-everything\"] },
+          \"weather\":    { \"url\": \"http://127.0.0.1:9000/mcp\", \"headers\": { \"Authorization\": \"Bearer ...\" } } } }
+
+ENDPOINTS (serve)
+  POST/GET/DELETE /mcp   Streamable HTTP, both eras      GET /status   upstream status (JSON)
+  GET /healthz           liveness
+
+Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more.";
+
+#[derive(Parser)]
+#[command(name = "mcp-edge-gateway", version, about = ABOUT, long_about = LONG_ABOUT)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve MCP over Streamable HTTP on /mcp (default 127.0.0.1:8787).
+    Serve {
+        /// TOML config, or JSON with an `mcpServers` object. Without it: the built-in edge tools.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Address to listen on. Binding beyond loopback exposes the gateway to the network.
+        #[arg(long, short)]
+        listen: Option<String>,
+    },
+    /// Serve MCP on stdin/stdout, for desktop apps that launch the gateway as their MCP server.
+    Stdio {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+}
+
+fn load(config: Option<PathBuf>) -> Result<HostConfig, String> {
+    match config {
+        Some(p) => HostConfig::load(&p),
+        None => Ok(HostConfig::embedded_default()),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Serve { config, listen } => {
+                let cfg = load(config)?;
+                let addr = listen
+                    .or(cfg.listen.clone())
+                    .unwrap_or_else(|| "127.0.0.1:8787".into());
+                serve(cfg, &addr).await
+            }
+            Command::Stdio { config } => {
+                let cfg = load(config)?;
+                let handle = start(&cfg)?;
+                stdio::serve(handle).await;
+                Ok(())
+            }
+        }
+    });
+    rt.shutdown_timeout(std::time::Duration::from_millis(500));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mcp-edge-gateway: {e}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn start(cfg: &HostConfig) -> Result<driver::Handle, String> {
+    let gw = Gateway::new(cfg.gateway.clone()).map_err(|e| e.to_string())?;
+    let handle = driver::spawn(gw);
+    let names: Vec<String> = cfg
+        .gateway
+        .upstreams
+        .iter()
+        .map(|u| u.name.clone())
+        .collect();
+    upstream::spawn_all(&handle, &cfg.transports, &names);
+    Ok(handle)
+}
+
+async fn serve(cfg: HostConfig, addr: &str) -> Result<(), String> {
+    let sock: SocketAddr = addr
+        .parse()
+        .map_err(|e| format!("--listen {addr:?}: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(sock)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    if !sock.ip().is_loopback() {
+        tracing::warn!("listening on {sock}, beyond loopback: anyone who can reach this address can use every upstream");
+    }
+    let handle = start(&cfg)?;
+    let app = http::App::new(handle, cfg.allowed_origins.clone(), cfg.max_body_bytes);
+    tracing::info!(
+        "serving MCP on http://{}/mcp ({} upstreams)",
+        listener.local_addr().map_err(|e| e.to_string())?,
+        cfg.gateway.upstreams.len()
+    );
+    axum::serve(listener, http::router(app))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("signal handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,479 @@
+//! Streamable HTTP upstreams, both eras.
+//!
+//! Modern requests (their `_meta` carries a 2026-07-28 version) go out with `MCP-Protocol-Version`,
+//! `Mcp-Method` and `Mcp-Name`; legacy ones with the negotiated version and `Mcp-Session-Id`. Replies
+//! may be JSON or an SSE stream; messages on a request's stream are tagged with that request's id so
+//! the engine knows which client a server-to-client request belongs to. A 404 on a legacy session
+//! means it expired: the link is reported down and comes straight back up, and the engine
+//! re-initialises. Cancelling a modern request closes its stream, as the 2026 spec wants.
+
+use super::sse::Parser;
+use super::Backoff;
+use crate::driver::{Cmd, Handle};
+use futures_util::StreamExt;
+use mcp_edge_gateway::jsonrpc::code;
+use mcp_edge_gateway::protocol::{self, method, Era};
+use mcp_edge_gateway::{ErrorObject, Id, Message, UpstreamId};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+#[derive(Default)]
+struct LinkState {
+    session: Option<String>,
+    version: Option<String>,
+    /// In-flight modern requests, so a cancellation can close their stream.
+    inflight: HashMap<i64, AbortHandle>,
+    get_stream: Option<AbortHandle>,
+}
+
+struct Link {
+    h: Handle,
+    u: UpstreamId,
+    name: String,
+    url: String,
+    headers: BTreeMap<String, String>,
+    client: reqwest::Client,
+    state: Mutex<LinkState>,
+    fail: mpsc::Sender<String>,
+}
+
+pub async fn run(
+    h: Handle,
+    u: UpstreamId,
+    name: String,
+    url: String,
+    headers: BTreeMap<String, String>,
+) {
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(64)
+        .build()
+        .expect("tls backend");
+    let mut backoff = Backoff::new();
+    let mut first = true;
+    loop {
+        if !first {
+            let d = backoff.next_delay();
+            tokio::time::sleep(d).await;
+            if !reachable(&url).await {
+                continue;
+            }
+        }
+        first = false;
+        let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+        let (fail_tx, mut fail_rx) = mpsc::channel::<String>(1);
+        let link = Arc::new(Link {
+            h: h.clone(),
+            u,
+            name: name.clone(),
+            url: url.clone(),
+            headers: headers.clone(),
+            client: client.clone(),
+            state: Mutex::new(LinkState::default()),
+            fail: fail_tx,
+        });
+        h.send(Cmd::UpstreamUp(u, tx));
+        let up_since = tokio::time::Instant::now();
+        let why = loop {
+            tokio::select! {
+                m = rx.recv() => match m {
+                    Some(m) => link.clone().send(m),
+                    None => break "link closed".to_string(),
+                },
+                why = fail_rx.recv() => break why.unwrap_or_default(),
+            }
+        };
+        {
+            let mut st = link.state.lock().expect("poisoned");
+            for (_, a) in st.inflight.drain() {
+                a.abort();
+            }
+            if let Some(g) = st.get_stream.take() {
+                g.abort();
+            }
+        }
+        h.send(Cmd::UpstreamDown(u, why.clone()));
+        if up_since.elapsed() > Duration::from_secs(30) || why.contains("session expired") {
+            backoff.reset();
+        }
+        tracing::warn!(upstream = %name, "{why}; reconnecting");
+    }
+}
+
+/// Whether a TCP connection to the URL's host and port can be made now.
+async fn reachable(url: &str) -> bool {
+    let Ok(u) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    let Some(host) = u.host_str() else {
+        return false;
+    };
+    let port = u.port_or_known_default().unwrap_or(80);
+    let addr = format!(
+        "{}:{port}",
+        host.trim_start_matches('[').trim_end_matches(']')
+    );
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr)).await,
+        Ok(Ok(_))
+    )
+}
+
+fn era_of_message(m: &Message) -> Option<Era> {
+    match m {
+        Message::Request { params, .. } => {
+            protocol::request_version(params.as_ref()).and_then(protocol::era_of)
+        }
+        _ => None,
+    }
+}
+
+/// `Mcp-Name` / `Mcp-Param-*` values that are not plain printable ASCII go base64 in a sentinel.
+pub fn header_value(v: &str) -> String {
+    let plain = !v.is_empty()
+        && v.bytes().all(|b| (0x20..0x7f).contains(&b))
+        && !v.starts_with(' ')
+        && !v.ends_with(' ')
+        && !v.starts_with("=?base64?");
+    if plain {
+        v.to_string()
+    } else {
+        format!("=?base64?{}?=", base64_std(v.as_bytes()))
+    }
+}
+
+fn base64_std(data: &[u8]) -> String {
+    let s = mcp_edge_gateway::cursor::base64url_encode(data)
+        .replace('-', "+")
+        .replace('_', "/");
+    let pad = (4 - s.len() % 4) % 4;
+    s + &"=".repeat(pad)
+}
+
+impl Link {
+    fn fail(&self, why: String) {
+        let _ = self.fail.try_send(why);
+    }
+
+    fn to_engine(&self, m: Message, related: Option<i64>) {
+        self.h.send(Cmd::FromUpstream(self.u, m, related));
+    }
+
+    fn send(self: Arc<Self>, m: Message) {
+        let modern = era_of_message(&m) == Some(Era::Modern);
+        // Modern HTTP has no client notifications: cancelling is closing the request's stream.
+        if let Message::Notification {
+            method: meth,
+            params,
+            ..
+        } = &m
+        {
+            if meth == method::CANCELLED {
+                let id = params
+                    .as_ref()
+                    .and_then(|p| p.get("requestId"))
+                    .and_then(|v| v.as_i64());
+                if let Some(a) =
+                    id.and_then(|id| self.state.lock().expect("poisoned").inflight.remove(&id))
+                {
+                    a.abort();
+                    return;
+                }
+            }
+        }
+        let gid = match &m {
+            Message::Request { id: Id::Num(n), .. } => Some(*n),
+            _ => None,
+        };
+        let me = self.clone();
+        let task = tokio::spawn(async move { me.post(m, modern).await });
+        if let (Some(g), true) = (gid, modern) {
+            let mut st = self.state.lock().expect("poisoned");
+            if !task.is_finished() {
+                st.inflight.insert(g, task.abort_handle());
+            }
+        }
+    }
+
+    async fn post(self: Arc<Self>, m: Message, modern: bool) {
+        let (gid, meth) = match &m {
+            Message::Request { id, method, .. } => (Some(id.clone()), method.clone()),
+            _ => (None, String::new()),
+        };
+        let mut req = self
+            .client
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream");
+        for (k, v) in &self.headers {
+            req = req.header(k, v);
+        }
+        if modern {
+            if let Message::Request { method, params, .. } = &m {
+                let v =
+                    protocol::request_version(params.as_ref()).unwrap_or(protocol::LATEST_MODERN);
+                req = req
+                    .header("mcp-protocol-version", v)
+                    .header("mcp-method", method.as_str());
+                let name = match method.as_str() {
+                    method::TOOLS_CALL | method::PROMPTS_GET => {
+                        params.as_ref().and_then(|p| p.get("name"))
+                    }
+                    method::RESOURCES_READ => params.as_ref().and_then(|p| p.get("uri")),
+                    _ => None,
+                };
+                if let Some(n) = name.and_then(|n| n.as_str()) {
+                    req = req.header("mcp-name", header_value(n));
+                }
+            }
+        } else if meth != method::INITIALIZE {
+            let st = self.state.lock().expect("poisoned");
+            if let Some(s) = &st.session {
+                req = req.header("mcp-session-id", s);
+            }
+            if let Some(v) = &st.version {
+                req = req.header("mcp-protocol-version", v);
+            }
+        }
+        let had_session = self.state.lock().expect("poisoned").session.is_some();
+        let resp = match req.body(m.to_json()).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                if e.is_connect() || e.is_timeout() {
+                    return self.fail(format!("cannot reach {}: {e}", self.url));
+                }
+                if let Some(id) = gid {
+                    self.to_engine(
+                        Message::error(
+                            Some(id),
+                            ErrorObject::new(
+                                code::INTERNAL_ERROR,
+                                format!("upstream transport error: {e}"),
+                            ),
+                        ),
+                        None,
+                    );
+                }
+                return;
+            }
+        };
+        let status = resp.status();
+        let gnum = match &gid {
+            Some(Id::Num(n)) => Some(*n),
+            _ => None,
+        };
+        if status.as_u16() == 404 && had_session && !modern && meth != method::INITIALIZE {
+            return self.fail("session expired (HTTP 404); re-initialising".into());
+        }
+        if meth == method::INITIALIZE && status.is_success() {
+            if let Some(s) = resp
+                .headers()
+                .get("mcp-session-id")
+                .and_then(|v| v.to_str().ok())
+            {
+                self.state.lock().expect("poisoned").session = Some(s.to_string());
+            }
+        }
+        let ctype = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if ctype.starts_with("text/event-stream") {
+            let mut stream = resp.bytes_stream();
+            let mut parser = Parser::default();
+            while let Some(chunk) = stream.next().await {
+                let Ok(chunk) = chunk else { break };
+                let Ok(events) = parser.feed(&chunk) else {
+                    break;
+                };
+                for ev in events {
+                    if ev.data.trim().is_empty() {
+                        continue;
+                    }
+                    self.deliver_body(
+                        ev.data.as_bytes(),
+                        gid.as_ref(),
+                        &meth,
+                        gnum,
+                        status.is_success(),
+                    );
+                }
+            }
+        } else {
+            let body = resp.bytes().await.unwrap_or_default();
+            if status.as_u16() == 202
+                || status.as_u16() == 204
+                || (body.is_empty() && status.is_success())
+            {
+                if let Some(id) = gid {
+                    // A request answered with nothing: the upstream broke the protocol.
+                    self.to_engine(
+                        Message::error(
+                            Some(id),
+                            ErrorObject::new(
+                                code::INTERNAL_ERROR,
+                                format!("upstream answered HTTP {status} without a response"),
+                            ),
+                        ),
+                        None,
+                    );
+                }
+                self.forget(gnum);
+                return;
+            }
+            if !self.deliver_body(&body, gid.as_ref(), &meth, gnum, status.is_success()) {
+                if let Some(id) = gid {
+                    let snippet =
+                        String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+                    self.to_engine(
+                        Message::error(
+                            Some(id),
+                            ErrorObject::new(
+                                code::INTERNAL_ERROR,
+                                format!("upstream answered HTTP {status}: {snippet}"),
+                            ),
+                        ),
+                        None,
+                    );
+                }
+            }
+        }
+        self.forget(gnum);
+    }
+
+    fn forget(&self, gid: Option<i64>) {
+        if let Some(g) = gid {
+            self.state.lock().expect("poisoned").inflight.remove(&g);
+        }
+    }
+
+    /// Hand one JSON body (a message) to the engine. Errors without an id (HTTP 400 replies) are
+    /// given our request's id so the engine can match them. Returns whether it was a message.
+    fn deliver_body(
+        &self,
+        body: &[u8],
+        gid: Option<&Id>,
+        meth: &str,
+        gnum: Option<i64>,
+        ok: bool,
+    ) -> bool {
+        let msg = match Message::parse(body) {
+            Ok(m) => m,
+            Err(_) => return false,
+        };
+        let msg = match msg {
+            Message::Error {
+                id: None,
+                error,
+                rest,
+            } if gid.is_some() => Message::Error {
+                id: gid.cloned(),
+                error,
+                rest,
+            },
+            m => m,
+        };
+        if !ok && !matches!(msg, Message::Error { .. }) {
+            return false;
+        }
+        if meth == method::INITIALIZE {
+            if let Message::Response { result, .. } = &msg {
+                let v = result
+                    .get("protocolVersion")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string);
+                self.state.lock().expect("poisoned").version = v;
+            }
+        }
+        let is_init_response =
+            meth == method::INITIALIZE && matches!(msg, Message::Response { .. });
+        self.to_engine(msg, gnum);
+        if is_init_response {
+            self.open_get_stream();
+        }
+        true
+    }
+
+    /// Legacy servers may push notifications and requests on a standalone GET stream.
+    fn open_get_stream(&self) {
+        let (client, url, headers, h, u, name) = (
+            self.client.clone(),
+            self.url.clone(),
+            self.headers.clone(),
+            self.h.clone(),
+            self.u,
+            self.name.clone(),
+        );
+        let (session, version) = {
+            let st = self.state.lock().expect("poisoned");
+            (st.session.clone(), st.version.clone())
+        };
+        let Some(session) = session else { return };
+        let task = tokio::spawn(async move {
+            // Give the engine time to send notifications/initialized first.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let mut backoff = Backoff::new();
+            for _ in 0..5 {
+                let mut req = client
+                    .get(&url)
+                    .header("accept", "text/event-stream")
+                    .header("mcp-session-id", &session);
+                if let Some(v) = &version {
+                    req = req.header("mcp-protocol-version", v);
+                }
+                for (k, v) in &headers {
+                    req = req.header(k, v);
+                }
+                match req.send().await {
+                    Ok(r) if r.status().is_success() => {
+                        backoff.reset();
+                        let mut stream = r.bytes_stream();
+                        let mut parser = Parser::default();
+                        while let Some(Ok(chunk)) = stream.next().await {
+                            let Ok(events) = parser.feed(&chunk) else {
+                                break;
+                            };
+                            for ev in events {
+                                if ev.data.trim().is_empty() {
+                                    continue;
+                                }
+                                if let Ok(m) = Message::parse(ev.data.as_bytes()) {
+                                    h.send(Cmd::FromUpstream(u, m, None));
+                                }
+                            }
+                        }
+                    }
+                    Ok(r) if r.status().as_u16() == 405 => return,
+                    Ok(r) => {
+                        tracing::debug!(upstream = %name, "GET stream refused: HTTP {}", r.status())
+                    }
+                    Err(e) => tracing::debug!(upstream = %name, "GET stream failed: {e}"),
+                }
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+        });
+        let mut st = self.state.lock().expect("poisoned");
+        if let Some(old) = st.get_stream.replace(task.abort_handle()) {
+            old.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_values_use_the_base64_sentinel_when_needed() {
+        assert_eq!(header_value("echo"), "echo");
+        assert_eq!(header_value("demo://resource/1"), "demo://resource/1");
+        assert_eq!(header_value("héllo"), "=?base64?aMOpbGxv?=");
+        assert_eq!(header_value(" x"), "=?base64?IHg=?=");
+    }
+}

@@ -1,0 +1,378 @@
+//! JSON-RPC 2.0 messages, kept faithful on the wire.
+//!
+//! A gateway must hand back exactly what it was given: ids keep their type (`1` and `"1"` are different
+//! requests), and every member it does not know is carried through in `rest`. Parsing is strict about
+//! the envelope (it is what we route on) and lax about everything inside `params` and `result` (that
+//! belongs to the peers).
+
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// JSON-RPC and MCP error codes the gateway produces or inspects.
+pub mod code {
+    pub const PARSE_ERROR: i64 = -32700;
+    pub const INVALID_REQUEST: i64 = -32600;
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    pub const INVALID_PARAMS: i64 = -32602;
+    pub const INTERNAL_ERROR: i64 = -32603;
+    /// Implementation-defined server error: the upstream that owns the item is unavailable.
+    pub const UPSTREAM_UNAVAILABLE: i64 = -32000;
+    /// Implementation-defined server error: the upstream did not answer in time.
+    pub const REQUEST_TIMEOUT: i64 = -32001;
+    /// MCP: resource not found.
+    pub const RESOURCE_NOT_FOUND: i64 = -32002;
+    /// MCP 2026-07-28: HTTP headers do not match the body.
+    pub const HEADER_MISMATCH: i64 = -32020;
+    /// MCP 2026-07-28: the requested protocol version is not supported (`data.supported` lists ours).
+    pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+}
+
+/// A request id, exactly as the sender wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Id {
+    /// An integer id. Kept as its JSON number so `1` stays `1` (never `1.0`).
+    Num(i64),
+    Str(String),
+}
+
+impl Id {
+    pub fn to_value(&self) -> Value {
+        match self {
+            Id::Num(n) => Value::from(*n),
+            Id::Str(s) => Value::String(s.clone()),
+        }
+    }
+
+    fn from_value(v: &Value) -> Option<Id> {
+        match v {
+            Value::String(s) => Some(Id::Str(s.clone())),
+            Value::Number(n) => n.as_i64().map(Id::Num),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Id::Num(n) => write!(f, "{n}"),
+            Id::Str(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
+/// The error object of a JSON-RPC error response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorObject {
+    pub code: i64,
+    pub message: String,
+    pub data: Option<Value>,
+}
+
+impl ErrorObject {
+    pub fn new(code: i64, message: impl Into<String>) -> Self {
+        ErrorObject {
+            code,
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    pub fn with_data(mut self, data: Value) -> Self {
+        self.data = Some(data);
+        self
+    }
+
+    pub fn to_value(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("code".into(), Value::from(self.code));
+        m.insert("message".into(), Value::String(self.message.clone()));
+        if let Some(d) = &self.data {
+            m.insert("data".into(), d.clone());
+        }
+        Value::Object(m)
+    }
+
+    fn from_value(v: &Value) -> Option<ErrorObject> {
+        let o = v.as_object()?;
+        Some(ErrorObject {
+            code: o.get("code")?.as_i64()?,
+            message: o
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            data: o.get("data").cloned(),
+        })
+    }
+}
+
+/// One JSON-RPC message. `rest` holds any members beyond the ones JSON-RPC defines.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    Request {
+        id: Id,
+        method: String,
+        params: Option<Value>,
+        rest: Map<String, Value>,
+    },
+    Notification {
+        method: String,
+        params: Option<Value>,
+        rest: Map<String, Value>,
+    },
+    Response {
+        id: Id,
+        result: Value,
+        rest: Map<String, Value>,
+    },
+    Error {
+        id: Option<Id>,
+        error: ErrorObject,
+        rest: Map<String, Value>,
+    },
+}
+
+/// Why a payload is not a JSON-RPC message; maps onto the wire through [`ParseError::to_error`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParseError {
+    #[error("parse error: {0}")]
+    Json(String),
+    #[error("invalid request: {0}")]
+    Invalid(&'static str),
+    #[error("batches are not supported")]
+    Batch,
+}
+
+impl ParseError {
+    /// The JSON-RPC error object a peer should get for this payload.
+    pub fn to_error(&self) -> ErrorObject {
+        match self {
+            ParseError::Json(m) => ErrorObject::new(code::PARSE_ERROR, format!("Parse error: {m}")),
+            ParseError::Invalid(m) => {
+                ErrorObject::new(code::INVALID_REQUEST, format!("Invalid Request: {m}"))
+            }
+            ParseError::Batch => ErrorObject::new(
+                code::INVALID_REQUEST,
+                "Invalid Request: JSON-RPC batches are not supported by MCP after 2025-03-26",
+            ),
+        }
+    }
+}
+
+/// Nesting depth above which a payload is refused before it is parsed (serde_json itself stops at 128).
+pub const MAX_DEPTH: usize = 64;
+
+impl Message {
+    /// Parse one message from bytes. Invalid UTF-8, bad JSON, batches and wrong shapes are errors.
+    pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| ParseError::Json("body is not valid UTF-8".into()))?;
+        if nesting_depth(text) > MAX_DEPTH {
+            return Err(ParseError::Json(format!(
+                "nesting deeper than {MAX_DEPTH} levels"
+            )));
+        }
+        let v: Value = serde_json::from_str(text).map_err(|e| ParseError::Json(e.to_string()))?;
+        Message::from_value(v)
+    }
+
+    /// Interpret an already parsed JSON value as a message.
+    pub fn from_value(v: Value) -> Result<Message, ParseError> {
+        let mut o = match v {
+            Value::Object(o) => o,
+            Value::Array(_) => return Err(ParseError::Batch),
+            _ => return Err(ParseError::Invalid("a message must be a JSON object")),
+        };
+        match o.remove("jsonrpc") {
+            Some(Value::String(s)) if s == "2.0" => {}
+            _ => return Err(ParseError::Invalid("\"jsonrpc\" must be \"2.0\"")),
+        }
+        let id = match o.remove("id") {
+            None => None,
+            Some(Value::Null) => Some(None),
+            Some(v) => Some(Some(
+                Id::from_value(&v)
+                    .ok_or(ParseError::Invalid("\"id\" must be a string or an integer"))?,
+            )),
+        };
+        if let Some(method) = o.remove("method") {
+            let method = match method {
+                Value::String(m) => m,
+                _ => return Err(ParseError::Invalid("\"method\" must be a string")),
+            };
+            let params = match o.remove("params") {
+                None => None,
+                Some(p @ Value::Object(_)) | Some(p @ Value::Array(_)) => Some(p),
+                Some(_) => {
+                    return Err(ParseError::Invalid(
+                        "\"params\" must be an object or an array",
+                    ))
+                }
+            };
+            return match id {
+                None => Ok(Message::Notification {
+                    method,
+                    params,
+                    rest: o,
+                }),
+                Some(Some(id)) => Ok(Message::Request {
+                    id,
+                    method,
+                    params,
+                    rest: o,
+                }),
+                Some(None) => Err(ParseError::Invalid("a request id must not be null")),
+            };
+        }
+        if let Some(err) = o.remove("error") {
+            let error = ErrorObject::from_value(&err)
+                .ok_or(ParseError::Invalid("malformed error object"))?;
+            return Ok(Message::Error {
+                id: id.flatten(),
+                error,
+                rest: o,
+            });
+        }
+        if let Some(result) = o.remove("result") {
+            let id = id
+                .flatten()
+                .ok_or(ParseError::Invalid("a response needs an id"))?;
+            return Ok(Message::Response {
+                id,
+                result,
+                rest: o,
+            });
+        }
+        Err(ParseError::Invalid(
+            "neither a request, a notification nor a response",
+        ))
+    }
+
+    pub fn to_value(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("jsonrpc".into(), Value::from("2.0"));
+        match self {
+            Message::Request {
+                id,
+                method,
+                params,
+                rest,
+            } => {
+                m.insert("id".into(), id.to_value());
+                m.insert("method".into(), Value::String(method.clone()));
+                if let Some(p) = params {
+                    m.insert("params".into(), p.clone());
+                }
+                extend(&mut m, rest);
+            }
+            Message::Notification {
+                method,
+                params,
+                rest,
+            } => {
+                m.insert("method".into(), Value::String(method.clone()));
+                if let Some(p) = params {
+                    m.insert("params".into(), p.clone());
+                }
+                extend(&mut m, rest);
+            }
+            Message::Response { id, result, rest } => {
+                m.insert("id".into(), id.to_value());
+                m.insert("result".into(), result.clone());
+                extend(&mut m, rest);
+            }
+            Message::Error { id, error, rest } => {
+                m.insert(
+                    "id".into(),
+                    id.as_ref().map(Id::to_value).unwrap_or(Value::Null),
+                );
+                m.insert("error".into(), error.to_value());
+                extend(&mut m, rest);
+            }
+        }
+        Value::Object(m)
+    }
+
+    pub fn to_json(&self) -> String {
+        self.to_value().to_string()
+    }
+
+    pub fn request(id: Id, method: &str, params: Value) -> Message {
+        Message::Request {
+            id,
+            method: method.into(),
+            params: Some(params),
+            rest: Map::new(),
+        }
+    }
+
+    pub fn notification(method: &str, params: Option<Value>) -> Message {
+        Message::Notification {
+            method: method.into(),
+            params,
+            rest: Map::new(),
+        }
+    }
+
+    pub fn response(id: Id, result: Value) -> Message {
+        Message::Response {
+            id,
+            result,
+            rest: Map::new(),
+        }
+    }
+
+    pub fn error(id: Option<Id>, error: ErrorObject) -> Message {
+        Message::Error {
+            id,
+            error,
+            rest: Map::new(),
+        }
+    }
+
+    pub fn method(&self) -> Option<&str> {
+        match self {
+            Message::Request { method, .. } | Message::Notification { method, .. } => Some(method),
+            _ => None,
+        }
+    }
+
+    pub fn is_request(&self) -> bool {
+        matches!(self, Message::Request { .. })
+    }
+}
+
+fn extend(m: &mut Map<String, Value>, rest: &Map<String, Value>) {
+    for (k, v) in rest {
+        m.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+}
+
+/// Deepest nesting of `[`/`{` outside strings. Linear, no allocation: run before parsing so a hostile
+/// body cannot exhaust the stack of a parser.
+pub fn nesting_depth(text: &str) -> usize {
+    let (mut depth, mut max, mut in_str, mut esc) = (0usize, 0usize, false, false);
+    for b in text.bytes() {
+        if in_str {
+            match (esc, b) {
+                (true, _) => esc = false,
+                (false, b'\\') => esc = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}

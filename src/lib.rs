@@ -1,0 +1,24 @@
+//! # mcp-edge-gateway core
+//!
+//! An MCP gateway engine that does no I/O and reads no clock, so the same code runs in a browser
+//! (wasm32-unknown-unknown) and in the native host. Platforms feed it messages and time and perform
+//! the outputs it hands back; see [`engine`] for the calling contract.
+//!
+//! - [`jsonrpc`]: JSON-RPC 2.0 messages that keep ids and unknown members exactly.
+//! - [`protocol`]: MCP versions, eras, method names and `_meta` keys.
+//! - [`routing`]: namespacing and which upstream owns a name or URI.
+//! - [`cursor`]: aggregated pagination cursors.
+//! - [`engine`]: sessions, upstreams, routing, id remapping and era bridging.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod cursor;
+pub mod engine;
+pub mod jsonrpc;
+pub mod protocol;
+pub mod routing;
+
+pub use config::{ConfigError, GatewayConfig, Namespacing, UpstreamSpec};
+pub use engine::{Gateway, LogLevel, Millis, Output, SessionId, Stats, UpstreamId};
+pub use jsonrpc::{ErrorObject, Id, Message, ParseError};
+pub use protocol::Era;
