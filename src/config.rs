@@ -12,9 +12,7 @@ pub struct Namespacing {
 
 impl Default for Namespacing {
     fn default() -> Self {
-        Namespacing {
-            separator: "__".into(),
-        }
+        Namespacing { separator: "__".into() }
     }
 }
 
@@ -32,11 +30,7 @@ pub struct UpstreamSpec {
 impl UpstreamSpec {
     /// An upstream prefixed with its own name, era probed.
     pub fn named(name: &str) -> Self {
-        UpstreamSpec {
-            name: name.into(),
-            prefix: Some(name.into()),
-            era: None,
-        }
+        UpstreamSpec { name: name.into(), prefix: Some(name.into()), era: None }
     }
 }
 
@@ -90,9 +84,7 @@ pub enum ConfigError {
 }
 
 fn name_chars_ok(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 impl GatewayConfig {
@@ -108,11 +100,7 @@ impl GatewayConfig {
                 }
                 if let (Some(a), Some(b)) = (&other.prefix, &u.prefix) {
                     if a == b {
-                        return Err(ConfigError::DuplicatePrefix(
-                            other.name.clone(),
-                            u.name.clone(),
-                            a.clone(),
-                        ));
+                        return Err(ConfigError::DuplicatePrefix(other.name.clone(), u.name.clone(), a.clone()));
                     }
                 }
             }

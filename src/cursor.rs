@@ -41,11 +41,7 @@ const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 pub fn base64url_encode(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         let chars = chunk.len() + 1;
         for i in 0..chars {
@@ -81,14 +77,8 @@ mod tests {
     #[test]
     fn cursor_round_trips_and_rejects_garbage() {
         for p in [
-            Position {
-                upstream: "everything".into(),
-                cursor: Some("eyJwYWdlIjoyfQ==".into()),
-            },
-            Position {
-                upstream: "a".into(),
-                cursor: None,
-            },
+            Position { upstream: "everything".into(), cursor: Some("eyJwYWdlIjoyfQ==".into()) },
+            Position { upstream: "a".into(), cursor: None },
         ] {
             assert_eq!(decode(&encode(&p)), Some(p));
         }
@@ -99,14 +89,9 @@ mod tests {
 
     #[test]
     fn base64url_matches_known_vectors() {
-        for (raw, enc) in [
-            ("", ""),
-            ("f", "Zg"),
-            ("fo", "Zm8"),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg"),
-            ("fooba", "Zm9vYmE"),
-        ] {
+        for (raw, enc) in
+            [("", ""), ("f", "Zg"), ("fo", "Zm8"), ("foo", "Zm9v"), ("foob", "Zm9vYg"), ("fooba", "Zm9vYmE")]
+        {
             assert_eq!(base64url_encode(raw.as_bytes()), enc);
             assert_eq!(base64url_decode(enc).unwrap(), raw.as_bytes());
         }

@@ -47,16 +47,9 @@ pub enum LogLevel {
 pub enum Output {
     /// Deliver to a client. `related` is the client request this message belongs to, when there is
     /// one: the host sends it on that request's stream if it is still open.
-    ToClient {
-        session: SessionId,
-        related: Option<Id>,
-        message: Message,
-    },
+    ToClient { session: SessionId, related: Option<Id>, message: Message },
     /// Send to an upstream.
-    ToUpstream {
-        upstream: UpstreamId,
-        message: Message,
-    },
+    ToUpstream { upstream: UpstreamId, message: Message },
     /// Write to the log.
     Log { level: LogLevel, message: String },
 }
@@ -121,16 +114,9 @@ struct Collect {
 /// What a request we sent to a client is for.
 enum ToClientReq {
     /// A legacy upstream's own request, forwarded; the answer goes back with the upstream's id.
-    Forwarded {
-        upstream: UpstreamId,
-        upstream_id: Id,
-    },
+    Forwarded { upstream: UpstreamId, upstream_id: Id },
     /// One input request of a modern upstream's `input_required` result.
-    Input {
-        upstream: UpstreamId,
-        call: i64,
-        key: String,
-    },
+    Input { upstream: UpstreamId, call: i64, key: String },
 }
 
 /// A legacy upstream's server-to-client request, turned into an `input_required` result for a modern
@@ -331,10 +317,7 @@ impl Gateway {
 
     /// The protocol version a legacy session negotiated.
     pub fn session_version(&self, s: SessionId) -> Option<&str> {
-        self.sessions
-            .get(&s)
-            .filter(|x| x.legacy_initialized)
-            .map(|x| x.version.as_str())
+        self.sessions.get(&s).filter(|x| x.legacy_initialized).map(|x| x.version.as_str())
     }
 
     pub fn has_session(&self, s: SessionId) -> bool {
@@ -347,12 +330,7 @@ impl Gateway {
         if self.sessions.remove(&s).is_none() {
             return;
         }
-        let mine: Vec<_> = self
-            .by_client
-            .keys()
-            .filter(|(x, _)| *x == s)
-            .cloned()
-            .collect();
+        let mine: Vec<_> = self.by_client.keys().filter(|(x, _)| *x == s).cloned().collect();
         for key in mine {
             if let Some((u, gid)) = self.by_client.remove(&key) {
                 if self.ups[u.0].pending.remove(&gid).is_some() {
@@ -366,24 +344,12 @@ impl Gateway {
                 }
             }
         }
-        let asked: Vec<_> = self
-            .to_client
-            .keys()
-            .filter(|(x, _)| *x == s)
-            .cloned()
-            .collect();
+        let asked: Vec<_> = self.to_client.keys().filter(|(x, _)| *x == s).cloned().collect();
         for key in asked {
-            if let Some(ToClientReq::Forwarded {
-                upstream,
-                upstream_id,
-            }) = self.to_client.remove(&key)
-            {
+            if let Some(ToClientReq::Forwarded { upstream, upstream_id }) = self.to_client.remove(&key) {
                 self.send_up(
                     upstream,
-                    Message::error(
-                        Some(upstream_id),
-                        err(code::INTERNAL_ERROR, "the client went away"),
-                    ),
+                    Message::error(Some(upstream_id), err(code::INTERNAL_ERROR, "the client went away")),
                 );
             }
         }
@@ -406,27 +372,13 @@ impl Gateway {
         });
     }
 
-    fn notify_client(
-        &mut self,
-        s: SessionId,
-        related: Option<Id>,
-        method: &str,
-        params: Option<Value>,
-    ) {
-        self.out.push_back(Output::ToClient {
-            session: s,
-            related,
-            message: Message::notification(method, params),
-        });
+    fn notify_client(&mut self, s: SessionId, related: Option<Id>, method: &str, params: Option<Value>) {
+        self.out.push_back(Output::ToClient { session: s, related, message: Message::notification(method, params) });
     }
 
     fn broadcast_legacy(&mut self, method: &str, params: Option<Value>) {
-        let mut ids: Vec<SessionId> = self
-            .sessions
-            .iter()
-            .filter(|(_, x)| x.legacy_initialized)
-            .map(|(k, _)| *k)
-            .collect();
+        let mut ids: Vec<SessionId> =
+            self.sessions.iter().filter(|(_, x)| x.legacy_initialized).map(|(k, _)| *k).collect();
         ids.sort();
         for s in ids {
             self.notify_client(s, None, method, params.clone());
@@ -444,42 +396,20 @@ impl Gateway {
         };
         sess.last_active = now;
         match msg {
-            Message::Request {
-                id,
-                method,
-                params,
-                rest,
-            } => {
+            Message::Request { id, method, params, rest } => {
                 self.stats.client_requests += 1;
                 if self.should_defer(&method) {
-                    self.deferred.push_back((
-                        s,
-                        Message::Request {
-                            id,
-                            method,
-                            params,
-                            rest,
-                        },
-                    ));
+                    self.deferred.push_back((s, Message::Request { id, method, params, rest }));
                     return;
                 }
                 self.client_request(now, s, id, method, params);
             }
-            Message::Notification { method, params, .. } => {
-                self.client_notification(s, &method, params)
-            }
+            Message::Notification { method, params, .. } => self.client_notification(s, &method, params),
             Message::Response { id, result, .. } => self.client_answer(now, s, id, Ok(result)),
-            Message::Error {
-                id: Some(id),
-                error,
-                ..
-            } => self.client_answer(now, s, id, Err(error)),
-            Message::Error {
-                id: None, error, ..
-            } => self.log(
-                LogLevel::Warn,
-                format!("client sent an error without id: {}", error.message),
-            ),
+            Message::Error { id: Some(id), error, .. } => self.client_answer(now, s, id, Err(error)),
+            Message::Error { id: None, error, .. } => {
+                self.log(LogLevel::Warn, format!("client sent an error without id: {}", error.message))
+            }
         }
     }
 
@@ -487,17 +417,12 @@ impl Gateway {
         if matches!(m, method::INITIALIZE | method::PING | method::DISCOVER) {
             return false;
         }
-        self.ups
-            .iter()
-            .any(|u| !u.ever_ready && matches!(u.link, Link::Probing | Link::Initializing))
+        self.ups.iter().any(|u| !u.ever_ready && matches!(u.link, Link::Probing | Link::Initializing))
     }
 
     fn replay_deferred(&mut self, now: Millis) {
         while let Some((s, m)) = self.deferred.pop_front() {
-            if let Message::Request {
-                id, method, params, ..
-            } = m
-            {
+            if let Message::Request { id, method, params, .. } = m {
                 if self.sessions.contains_key(&s) {
                     self.client_request(now, s, id, method, params);
                 }
@@ -505,14 +430,7 @@ impl Gateway {
         }
     }
 
-    fn client_request(
-        &mut self,
-        now: Millis,
-        s: SessionId,
-        id: Id,
-        m: String,
-        params: Option<Value>,
-    ) {
+    fn client_request(&mut self, now: Millis, s: SessionId, id: Id, m: String, params: Option<Value>) {
         // Era of this request: a modern version in `_meta` makes it modern, whatever came before.
         let version = protocol::request_version(params.as_ref()).map(str::to_string);
         let modern = match &version {
@@ -520,13 +438,8 @@ impl Gateway {
                 Some(Era::Modern) => true,
                 Some(Era::Legacy) => false,
                 None => {
-                    let e = err(
-                        code::UNSUPPORTED_PROTOCOL_VERSION,
-                        "Unsupported protocol version",
-                    )
-                    .with_data(
-                        json!({"supported": protocol::supported_versions(), "requested": v}),
-                    );
+                    let e = err(code::UNSUPPORTED_PROTOCOL_VERSION, "Unsupported protocol version")
+                        .with_data(json!({"supported": protocol::supported_versions(), "requested": v}));
                     return self.reply_err(s, id, e);
                 }
             },
@@ -536,10 +449,7 @@ impl Gateway {
                     id,
                     err(
                         code::INVALID_PARAMS,
-                        format!(
-                            "server/discover needs params._meta[\"{}\"]",
-                            meta::PROTOCOL_VERSION
-                        ),
+                        format!("server/discover needs params._meta[\"{}\"]", meta::PROTOCOL_VERSION),
                     ),
                 )
             }
@@ -555,10 +465,7 @@ impl Gateway {
                 return self.reply_err(
                     s,
                     id,
-                    err(
-                        code::INVALID_PARAMS,
-                        format!("missing params._meta[\"{}\"]", meta::CLIENT_CAPABILITIES),
-                    ),
+                    err(code::INVALID_PARAMS, format!("missing params._meta[\"{}\"]", meta::CLIENT_CAPABILITIES)),
                 );
             }
         }
@@ -572,26 +479,12 @@ impl Gateway {
             method::SET_LEVEL => {
                 let level = params.as_ref().and_then(|p| p.get("level")).cloned();
                 if level.as_ref().is_none_or(|l| !l.is_string()) {
-                    return self.reply_err(
-                        s,
-                        id,
-                        err(
-                            code::INVALID_PARAMS,
-                            "logging/setLevel needs a string `level`",
-                        ),
-                    );
+                    return self.reply_err(s, id, err(code::INVALID_PARAMS, "logging/setLevel needs a string `level`"));
                 }
                 for u in 0..self.ups.len() {
                     let up = &self.ups[u];
-                    if up.link == Link::Ready
-                        && up.era == Era::Legacy
-                        && up.capabilities.get("logging").is_some()
-                    {
-                        self.internal_request(
-                            UpstreamId(u),
-                            method::SET_LEVEL,
-                            json!({"level": level}),
-                        );
+                    if up.link == Link::Ready && up.era == Era::Legacy && up.capabilities.get("logging").is_some() {
+                        self.internal_request(UpstreamId(u), method::SET_LEVEL, json!({"level": level}));
                     }
                 }
                 self.reply(s, id, json!({}))
@@ -608,27 +501,12 @@ impl Gateway {
     fn initialize(&mut self, s: SessionId, id: Id, params: Option<Value>) {
         let p = params.unwrap_or(json!({}));
         let Some(requested) = p.get("protocolVersion").and_then(Value::as_str) else {
-            return self.reply_err(
-                s,
-                id,
-                err(
-                    code::INVALID_PARAMS,
-                    "initialize needs a string `protocolVersion`",
-                ),
-            );
+            return self.reply_err(s, id, err(code::INVALID_PARAMS, "initialize needs a string `protocolVersion`"));
         };
-        let version = if protocol::LEGACY_VERSIONS.contains(&requested) {
-            requested
-        } else {
-            protocol::LATEST_LEGACY
-        };
+        let version = if protocol::LEGACY_VERSIONS.contains(&requested) { requested } else { protocol::LATEST_LEGACY };
         let sess = self.sessions.get_mut(&s).expect("caller checked");
         sess.version = version.to_string();
-        sess.capabilities = p
-            .get("capabilities")
-            .cloned()
-            .filter(Value::is_object)
-            .unwrap_or(json!({}));
+        sess.capabilities = p.get("capabilities").cloned().filter(Value::is_object).unwrap_or(json!({}));
         if let Some(ci) = p.get("clientInfo").filter(|v| v.is_object()) {
             sess.client_info = ci.clone();
         }
@@ -673,11 +551,7 @@ impl Gateway {
         match m {
             method::INITIALIZED => {}
             method::CANCELLED => {
-                let Some(rid) = params
-                    .as_ref()
-                    .and_then(|p| p.get("requestId"))
-                    .and_then(id_of)
-                else {
+                let Some(rid) = params.as_ref().and_then(|p| p.get("requestId")).and_then(id_of) else {
                     return;
                 };
                 if let Some((u, gid)) = self.by_client.remove(&(s, rid)) {
@@ -700,39 +574,20 @@ impl Gateway {
     }
 
     /// The client answered a request we sent it.
-    fn client_answer(
-        &mut self,
-        now: Millis,
-        s: SessionId,
-        id: Id,
-        answer: Result<Value, ErrorObject>,
-    ) {
+    fn client_answer(&mut self, now: Millis, s: SessionId, id: Id, answer: Result<Value, ErrorObject>) {
         let Id::Num(n) = id else {
-            return self.log(
-                LogLevel::Warn,
-                format!("client answered unknown request {id}"),
-            );
+            return self.log(LogLevel::Warn, format!("client answered unknown request {id}"));
         };
         match self.to_client.remove(&(s, n)) {
-            Some(ToClientReq::Forwarded {
-                upstream,
-                upstream_id,
-            }) => {
+            Some(ToClientReq::Forwarded { upstream, upstream_id }) => {
                 let msg = match answer {
                     Ok(r) => Message::response(upstream_id, r),
                     Err(e) => Message::error(Some(upstream_id), e),
                 };
                 self.send_up(upstream, msg)
             }
-            Some(ToClientReq::Input {
-                upstream,
-                call,
-                key,
-            }) => self.input_answered(now, upstream, call, key, answer),
-            None => self.log(
-                LogLevel::Warn,
-                format!("client answered unknown request {n}"),
-            ),
+            Some(ToClientReq::Input { upstream, call, key }) => self.input_answered(now, upstream, call, key, answer),
+            None => self.log(LogLevel::Warn, format!("client answered unknown request {n}")),
         }
     }
 
@@ -740,15 +595,7 @@ impl Gateway {
     // Routing
     // ---------------------------------------------------------------------------------------------
 
-    fn routed_request(
-        &mut self,
-        now: Millis,
-        s: SessionId,
-        id: Id,
-        m: String,
-        params: Option<Value>,
-        modern: bool,
-    ) {
+    fn routed_request(&mut self, now: Millis, s: SessionId, id: Id, m: String, params: Option<Value>, modern: bool) {
         let mut params = params.unwrap_or(json!({}));
         let target: Result<UpstreamId, ErrorObject> = match m.as_str() {
             method::TOOLS_CALL | method::PROMPTS_GET => {
@@ -803,11 +650,7 @@ impl Gateway {
             let up = &self.ups[u.0];
             let can = up.link == Link::Ready
                 && up.era == Era::Legacy
-                && up
-                    .capabilities
-                    .pointer("/resources/subscribe")
-                    .and_then(Value::as_bool)
-                    == Some(true);
+                && up.capabilities.pointer("/resources/subscribe").and_then(Value::as_bool) == Some(true);
             if !can {
                 return self.reply(s, id, json!({}));
             }
@@ -821,19 +664,12 @@ impl Gateway {
         }
         // Only one upstream serves resources at all: it is the only one that can know this URI.
         let with: Vec<usize> = (0..self.ups.len())
-            .filter(|&u| {
-                self.ups[u].link == Link::Ready
-                    && self.ups[u].capabilities.get("resources").is_some()
-            })
+            .filter(|&u| self.ups[u].link == Link::Ready && self.ups[u].capabilities.get("resources").is_some())
             .collect();
         if with.len() == 1 {
             return Ok(UpstreamId(with[0]));
         }
-        let c = if modern {
-            code::INVALID_PARAMS
-        } else {
-            code::RESOURCE_NOT_FOUND
-        };
+        let c = if modern { code::INVALID_PARAMS } else { code::RESOURCE_NOT_FOUND };
         Err(err(c, format!("Resource not found: {uri}")).with_data(json!({"uri": uri})))
     }
 
@@ -842,10 +678,7 @@ impl Gateway {
         match r.get("type").and_then(Value::as_str) {
             Some("ref/prompt") => {
                 let name = r.get("name").and_then(Value::as_str).unwrap_or_default();
-                match self
-                    .catalog
-                    .resolve_name(&self.cfg, ListKind::Prompts, name)
-                {
+                match self.catalog.resolve_name(&self.cfg, ListKind::Prompts, name) {
                     Some((u, orig)) => {
                         params["ref"]["name"] = Value::from(orig);
                         Ok(UpstreamId(u))
@@ -865,10 +698,7 @@ impl Gateway {
                 }
                 self.route_uri(uri, true)
             }
-            _ => Err(err(
-                code::INVALID_PARAMS,
-                "completion/complete needs ref.type ref/prompt or ref/resource",
-            )),
+            _ => Err(err(code::INVALID_PARAMS, "completion/complete needs ref.type ref/prompt or ref/resource")),
         }
     }
 
@@ -887,11 +717,8 @@ impl Gateway {
     ) {
         let link = self.ups[u.0].link;
         if link == Link::Down {
-            let e = err(
-                code::UPSTREAM_UNAVAILABLE,
-                format!("upstream {:?} is unavailable", self.uname(u)),
-            )
-            .with_data(json!({"upstream": self.uname(u)}));
+            let e = err(code::UPSTREAM_UNAVAILABLE, format!("upstream {:?} is unavailable", self.uname(u)))
+                .with_data(json!({"upstream": self.uname(u)}));
             return self.reply_err(s, id, e);
         }
         let gid = self.ups[u.0].next_id;
@@ -938,10 +765,7 @@ impl Gateway {
     }
 
     fn send_up(&mut self, u: UpstreamId, message: Message) {
-        self.out.push_back(Output::ToUpstream {
-            upstream: u,
-            message,
-        });
+        self.out.push_back(Output::ToUpstream { upstream: u, message });
     }
 
     fn internal_request(&mut self, u: UpstreamId, m: &str, mut params: Value) -> i64 {
@@ -965,34 +789,18 @@ impl Gateway {
     // Aggregated lists
     // ---------------------------------------------------------------------------------------------
 
-    fn list_request(
-        &mut self,
-        now: Millis,
-        s: SessionId,
-        id: Id,
-        kind: ListKind,
-        params: Option<Value>,
-        modern: bool,
-    ) {
+    fn list_request(&mut self, now: Millis, s: SessionId, id: Id, kind: ListKind, params: Option<Value>, modern: bool) {
         let mut params = params.unwrap_or(json!({}));
         let start = match params.get("cursor") {
             None | Some(Value::Null) => None,
             Some(Value::String(c)) => match cursor::decode(c) {
                 Some(p) => match self.cfg.upstreams.iter().position(|x| x.name == p.upstream) {
                     Some(u) => Some((u, p.cursor)),
-                    None => {
-                        return self.reply_err(s, id, err(code::INVALID_PARAMS, "Invalid cursor"))
-                    }
+                    None => return self.reply_err(s, id, err(code::INVALID_PARAMS, "Invalid cursor")),
                 },
                 None => return self.reply_err(s, id, err(code::INVALID_PARAMS, "Invalid cursor")),
             },
-            Some(_) => {
-                return self.reply_err(
-                    s,
-                    id,
-                    err(code::INVALID_PARAMS, "Invalid cursor: must be a string"),
-                )
-            }
+            Some(_) => return self.reply_err(s, id, err(code::INVALID_PARAMS, "Invalid cursor: must be a string")),
         };
         if let Some(o) = params.as_object_mut() {
             o.remove("cursor");
@@ -1001,27 +809,14 @@ impl Gateway {
             Some((u, c)) => (u, c),
             None => (0, None),
         };
-        let from = if upstream_cursor.is_some() {
-            Some(first)
-        } else {
-            self.next_lister(kind, first)
-        };
+        let from = if upstream_cursor.is_some() { Some(first) } else { self.next_lister(kind, first) };
         match from {
             None => self.reply(s, id, self.empty_list(kind, modern)),
             Some(u) => {
                 if let Some(c) = upstream_cursor {
                     params["cursor"] = Value::from(c);
                 }
-                self.forward(
-                    now,
-                    s,
-                    id,
-                    UpstreamId(u),
-                    kind.method().to_string(),
-                    params,
-                    Some(kind),
-                    modern,
-                );
+                self.forward(now, s, id, UpstreamId(u), kind.method().to_string(), params, Some(kind), modern);
             }
         }
     }
@@ -1050,8 +845,7 @@ impl Gateway {
             if kind.named() {
                 for item in items.iter_mut() {
                     if let Some(orig) = item_key(kind, item).map(str::to_string) {
-                        item["name"] =
-                            Value::from(self.catalog.exposed(&self.cfg, u.0, kind, &orig));
+                        item["name"] = Value::from(self.catalog.exposed(&self.cfg, u.0, kind, &orig));
                     }
                 }
             }
@@ -1059,14 +853,10 @@ impl Gateway {
             result[kind.field()] = json!([]);
         }
         let next = match result.get("nextCursor").and_then(Value::as_str) {
-            Some(c) => Some(Position {
-                upstream: self.uname(u).to_string(),
-                cursor: Some(c.to_string()),
-            }),
-            None => self.next_lister(kind, u.0 + 1).map(|n| Position {
-                upstream: self.cfg.upstreams[n].name.clone(),
-                cursor: None,
-            }),
+            Some(c) => Some(Position { upstream: self.uname(u).to_string(), cursor: Some(c.to_string()) }),
+            None => self
+                .next_lister(kind, u.0 + 1)
+                .map(|n| Position { upstream: self.cfg.upstreams[n].name.clone(), cursor: None }),
         };
         match next {
             Some(p) => result["nextCursor"] = Value::from(cursor::encode(&p)),
@@ -1095,16 +885,9 @@ impl Gateway {
             }
         }
         match self.next_lister(kind, u.0 + 1) {
-            Some(n) => self.forward(
-                now,
-                s,
-                call.client_id,
-                UpstreamId(n),
-                call.method,
-                params,
-                Some(kind),
-                call.modern_client,
-            ),
+            Some(n) => {
+                self.forward(now, s, call.client_id, UpstreamId(n), call.method, params, Some(kind), call.modern_client)
+            }
             None => {
                 let r = self.empty_list(kind, call.modern_client);
                 self.reply(s, call.client_id, r)
@@ -1164,10 +947,7 @@ impl Gateway {
             "capabilities": protocol::gateway_client_capabilities(),
             "clientInfo": { "name": self.cfg.server_name, "version": self.cfg.server_version },
         });
-        self.send_up(
-            u,
-            Message::request(Id::Num(gid), method::INITIALIZE, params),
-        );
+        self.send_up(u, Message::request(Id::Num(gid), method::INITIALIZE, params));
     }
 
     fn became_ready(&mut self, now: Millis, u: UpstreamId) {
@@ -1182,35 +962,18 @@ impl Gateway {
             LogLevel::Info,
             format!(
                 "upstream {name:?} ready ({} {})",
-                if era == Era::Modern {
-                    "modern"
-                } else {
-                    "legacy"
-                },
+                if era == Era::Modern { "modern" } else { "legacy" },
                 self.ups[u.0].version
             ),
         );
         for (gid, msg) in held {
             // Modern upstreams need the per-request `_meta` the hold skipped.
             let msg = match (era, msg) {
-                (
-                    Era::Modern,
-                    Message::Request {
-                        id,
-                        method,
-                        params,
-                        rest,
-                    },
-                ) => {
+                (Era::Modern, Message::Request { id, method, params, rest }) => {
                     let mut p = params.unwrap_or(json!({}));
                     let (caps, info) = self.client_identity_for(u, gid);
                     protocol::stamp_modern_meta(&mut p, protocol::LATEST_MODERN, &caps, &info);
-                    Message::Request {
-                        id,
-                        method,
-                        params: Some(p),
-                        rest,
-                    }
+                    Message::Request { id, method, params: Some(p), rest }
                 }
                 (_, m) => m,
             };
@@ -1221,11 +984,7 @@ impl Gateway {
                 self.refresh_catalog(u, kind, None);
             }
         }
-        if self
-            .ups
-            .iter()
-            .all(|x| x.ever_ready || matches!(x.link, Link::Down))
-        {
+        if self.ups.iter().all(|x| x.ever_ready || matches!(x.link, Link::Down)) {
             self.replay_deferred(now);
         }
     }
@@ -1277,10 +1036,7 @@ impl Gateway {
         up.held.clear();
         let pending: Vec<(i64, Pending)> = up.pending.drain().collect();
         if was != Link::Down {
-            self.log(
-                LogLevel::Warn,
-                format!("upstream {name:?} is down: {reason}"),
-            );
+            self.log(LogLevel::Warn, format!("upstream {name:?} is down: {reason}"));
         }
         for (gid, p) in pending {
             if let Pending::Client(call) = p {
@@ -1288,36 +1044,24 @@ impl Gateway {
                 if let Some(kind) = call.list {
                     self.list_fallback(now, u, call, kind);
                 } else if let Some(s) = call.session {
-                    let e = err(
-                        code::UPSTREAM_UNAVAILABLE,
-                        format!("upstream {name:?} became unavailable: {reason}"),
-                    )
-                    .with_data(json!({"upstream": name}));
+                    let e = err(code::UPSTREAM_UNAVAILABLE, format!("upstream {name:?} became unavailable: {reason}"))
+                        .with_data(json!({"upstream": name}));
                     self.reply_err(s, call.client_id, e);
                 }
             }
         }
         self.parked.retain(|_, p| p.upstream != u);
         self.to_client.retain(|_, r| match r {
-            ToClientReq::Forwarded { upstream, .. } | ToClientReq::Input { upstream, .. } => {
-                *upstream != u
-            }
+            ToClientReq::Forwarded { upstream, .. } | ToClientReq::Input { upstream, .. } => *upstream != u,
         });
-        let had: Vec<ListKind> = ListKind::ALL
-            .into_iter()
-            .filter(|k| self.catalog.count(u.0, *k) > 0)
-            .collect();
+        let had: Vec<ListKind> = ListKind::ALL.into_iter().filter(|k| self.catalog.count(u.0, *k) > 0).collect();
         self.catalog.clear(&self.cfg, u.0);
         for k in had {
             if k != ListKind::Templates {
                 self.broadcast_legacy(k.list_changed(), None);
             }
         }
-        if self
-            .ups
-            .iter()
-            .all(|x| x.ever_ready || matches!(x.link, Link::Down))
-        {
+        if self.ups.iter().all(|x| x.ever_ready || matches!(x.link, Link::Down)) {
             self.replay_deferred(now);
         }
     }
@@ -1336,43 +1080,19 @@ impl Gateway {
 
     /// A message from an upstream. `related` is our request id whose response stream carried it, when
     /// the transport knows (HTTP SSE); it decides which client a server-to-client request is for.
-    pub fn handle_upstream(
-        &mut self,
-        now: Millis,
-        u: UpstreamId,
-        msg: Message,
-        related: Option<i64>,
-    ) {
+    pub fn handle_upstream(&mut self, now: Millis, u: UpstreamId, msg: Message, related: Option<i64>) {
         if u.0 >= self.ups.len() {
             return;
         }
         match msg {
-            Message::Response { id, result, rest } => {
-                self.upstream_answer(now, u, id, Ok(result), rest)
-            }
-            Message::Error {
-                id: Some(id),
-                error,
-                rest,
-            } => self.upstream_answer(now, u, id, Err(error), rest),
-            Message::Error {
-                id: None, error, ..
-            } => {
+            Message::Response { id, result, rest } => self.upstream_answer(now, u, id, Ok(result), rest),
+            Message::Error { id: Some(id), error, rest } => self.upstream_answer(now, u, id, Err(error), rest),
+            Message::Error { id: None, error, .. } => {
                 let name = self.uname(u).to_string();
-                self.log(
-                    LogLevel::Warn,
-                    format!(
-                        "upstream {name:?} reported: {} ({})",
-                        error.message, error.code
-                    ),
-                )
+                self.log(LogLevel::Warn, format!("upstream {name:?} reported: {} ({})", error.message, error.code))
             }
-            Message::Notification { method, params, .. } => {
-                self.upstream_notification(u, &method, params)
-            }
-            Message::Request {
-                id, method, params, ..
-            } => self.upstream_request(now, u, id, method, params, related),
+            Message::Notification { method, params, .. } => self.upstream_notification(u, &method, params),
+            Message::Request { id, method, params, .. } => self.upstream_request(now, u, id, method, params, related),
         }
     }
 
@@ -1386,10 +1106,7 @@ impl Gateway {
     ) {
         let Id::Num(gid) = id else {
             let name = self.uname(u).to_string();
-            return self.log(
-                LogLevel::Warn,
-                format!("upstream {name:?} answered an id we never sent: {id}"),
-            );
+            return self.log(LogLevel::Warn, format!("upstream {name:?} answered an id we never sent: {id}"));
         };
         let Some(p) = self.ups[u.0].pending.remove(&gid) else {
             return;
@@ -1402,10 +1119,7 @@ impl Gateway {
                 Ok(r)
                     if r.get("supportedVersions")
                         .and_then(Value::as_array)
-                        .is_some_and(|v| {
-                            v.iter()
-                                .any(|x| x.as_str() == Some(protocol::LATEST_MODERN))
-                        }) =>
+                        .is_some_and(|v| v.iter().any(|x| x.as_str() == Some(protocol::LATEST_MODERN))) =>
                 {
                     let up = &mut self.ups[u.0];
                     up.era = Era::Modern;
@@ -1420,46 +1134,42 @@ impl Gateway {
                 _ if self.cfg.upstreams[u.0].era.is_none() => self.send_initialize(u),
                 other => {
                     let name = self.uname(u).to_string();
-                    self.log(LogLevel::Error, format!("upstream {name:?} is configured modern but server/discover failed: {other:?}"));
+                    self.log(
+                        LogLevel::Error,
+                        format!("upstream {name:?} is configured modern but server/discover failed: {other:?}"),
+                    );
                     self.ups[u.0].link = Link::Down;
                 }
             },
-            Pending::Init => {
-                match answer {
-                    Ok(r) => {
-                        let v = r
-                            .get("protocolVersion")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_string();
-                        if !protocol::LEGACY_VERSIONS.contains(&v.as_str()) {
-                            let name = self.uname(u).to_string();
-                            self.log(LogLevel::Warn, format!("upstream {name:?} chose protocol version {v:?}; continuing as {}", protocol::LATEST_LEGACY));
-                        }
-                        let up = &mut self.ups[u.0];
-                        up.version = v;
-                        up.capabilities = r
-                            .get("capabilities")
-                            .cloned()
-                            .filter(Value::is_object)
-                            .unwrap_or(json!({}));
-                        up.server_info = r.get("serverInfo").cloned().unwrap_or(Value::Null);
-                        self.send_up(u, Message::notification(method::INITIALIZED, None));
-                        self.became_ready(now, u);
-                    }
-                    Err(e) => {
+            Pending::Init => match answer {
+                Ok(r) => {
+                    let v = r.get("protocolVersion").and_then(Value::as_str).unwrap_or_default().to_string();
+                    if !protocol::LEGACY_VERSIONS.contains(&v.as_str()) {
                         let name = self.uname(u).to_string();
                         self.log(
-                            LogLevel::Error,
+                            LogLevel::Warn,
                             format!(
-                                "upstream {name:?} refused initialize: {} ({})",
-                                e.message, e.code
+                                "upstream {name:?} chose protocol version {v:?}; continuing as {}",
+                                protocol::LATEST_LEGACY
                             ),
                         );
-                        self.upstream_disconnected(now, u, "initialize failed");
                     }
+                    let up = &mut self.ups[u.0];
+                    up.version = v;
+                    up.capabilities = r.get("capabilities").cloned().filter(Value::is_object).unwrap_or(json!({}));
+                    up.server_info = r.get("serverInfo").cloned().unwrap_or(Value::Null);
+                    self.send_up(u, Message::notification(method::INITIALIZED, None));
+                    self.became_ready(now, u);
                 }
-            }
+                Err(e) => {
+                    let name = self.uname(u).to_string();
+                    self.log(
+                        LogLevel::Error,
+                        format!("upstream {name:?} refused initialize: {} ({})", e.message, e.code),
+                    );
+                    self.upstream_disconnected(now, u, "initialize failed");
+                }
+            },
             Pending::Catalog(kind) => self.catalog_page(u, kind, answer),
             Pending::Internal => {}
             Pending::Client(call) => self.call_answered(now, u, gid, call, answer, rest),
@@ -1472,17 +1182,10 @@ impl Gateway {
             Ok(r) => r,
             Err(e) => {
                 self.ups[u.0].gathering.remove(&kind);
-                return self.log(
-                    LogLevel::Warn,
-                    format!("upstream {name:?}: {} failed: {}", kind.method(), e.message),
-                );
+                return self.log(LogLevel::Warn, format!("upstream {name:?}: {} failed: {}", kind.method(), e.message));
             }
         };
-        let items = r
-            .get(kind.field())
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let items = r.get(kind.field()).and_then(Value::as_array).cloned().unwrap_or_default();
         let Some(acc) = self.ups[u.0].gathering.get_mut(&kind) else {
             return;
         };
@@ -1494,10 +1197,7 @@ impl Gateway {
                 let items = self.ups[u.0].gathering.remove(&kind).unwrap_or_default();
                 let n = items.len();
                 let collisions = self.catalog.set(&self.cfg, u.0, kind, items);
-                self.log(
-                    LogLevel::Debug,
-                    format!("upstream {name:?}: {n} {}", kind.field()),
-                );
+                self.log(LogLevel::Debug, format!("upstream {name:?}: {n} {}", kind.field()));
                 for c in collisions {
                     self.report_collision(c);
                 }
@@ -1564,11 +1264,7 @@ impl Gateway {
                 self.out.push_back(Output::ToClient {
                     session: s,
                     related: Some(call.client_id.clone()),
-                    message: Message::Response {
-                        id: call.client_id,
-                        result: r,
-                        rest,
-                    },
+                    message: Message::Response { id: call.client_id, result: r, rest },
                 });
             }
             Err(e) => {
@@ -1576,22 +1272,14 @@ impl Gateway {
                     let name = self.uname(u).to_string();
                     self.log(
                         LogLevel::Warn,
-                        format!(
-                            "upstream {name:?}: {} failed ({}); skipping it",
-                            kind.method(),
-                            e.message
-                        ),
+                        format!("upstream {name:?}: {} failed ({}); skipping it", kind.method(), e.message),
                     );
                     return self.list_fallback(now, u, call, kind);
                 }
                 self.out.push_back(Output::ToClient {
                     session: s,
                     related: Some(call.client_id.clone()),
-                    message: Message::Error {
-                        id: Some(call.client_id),
-                        error: e,
-                        rest,
-                    },
+                    message: Message::Error { id: Some(call.client_id), error: e, rest },
                 });
             }
         }
@@ -1602,11 +1290,7 @@ impl Gateway {
         let Some(s) = call.session.filter(|s| self.sessions.contains_key(s)) else {
             return;
         };
-        let requests = r
-            .get("inputRequests")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
+        let requests = r.get("inputRequests").and_then(Value::as_object).cloned().unwrap_or_default();
         let gid = self.ups[u.0].next_id;
         self.ups[u.0].next_id += 1;
         call.collect = Some(Collect {
@@ -1622,43 +1306,24 @@ impl Gateway {
             return self.retry_with_inputs(now, u, gid);
         }
         for (key, req) in requests {
-            let m = req
-                .get("method")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
+            let m = req.get("method").and_then(Value::as_str).unwrap_or_default().to_string();
             let params = req.get("params").cloned();
             if !self.client_can(s, &m) {
                 // The client cannot answer this kind of question: the call fails clearly.
                 if let Some(Pending::Client(c)) = self.ups[u.0].pending.remove(&gid) {
                     self.drop_client_index(u, gid, &c);
                 }
-                self.to_client
-                    .retain(|_, r| !matches!(r, ToClientReq::Input { call, .. } if *call == gid));
-                let e = err(
-                    code::INVALID_REQUEST,
-                    format!("the upstream needs {m}, which this client did not declare"),
-                );
+                self.to_client.retain(|_, r| !matches!(r, ToClientReq::Input { call, .. } if *call == gid));
+                let e =
+                    err(code::INVALID_REQUEST, format!("the upstream needs {m}, which this client did not declare"));
                 return self.reply_err(s, client_id, e);
             }
             let sid = self.next_client_req(s);
-            self.to_client.insert(
-                (s, sid),
-                ToClientReq::Input {
-                    upstream: u,
-                    call: gid,
-                    key,
-                },
-            );
+            self.to_client.insert((s, sid), ToClientReq::Input { upstream: u, call: gid, key });
             self.out.push_back(Output::ToClient {
                 session: s,
                 related: Some(client_id.clone()),
-                message: Message::Request {
-                    id: Id::Num(sid),
-                    method: m,
-                    params,
-                    rest: Map::new(),
-                },
+                message: Message::Request { id: Id::Num(sid), method: m, params, rest: Map::new() },
             });
         }
     }
@@ -1671,16 +1336,9 @@ impl Gateway {
     }
 
     fn client_can(&self, s: SessionId, m: &str) -> bool {
-        let Some(sess) = self.sessions.get(&s) else {
-            return false;
-        };
-        let cap = match m {
-            method::ELICIT => "elicitation",
-            method::SAMPLE => "sampling",
-            method::ROOTS_LIST => "roots",
-            _ => return true,
-        };
-        sess.capabilities.get(cap).is_some()
+        let Some(sess) = self.sessions.get(&s) else { return false };
+        let cap = capability_for(m);
+        cap.is_empty() || sess.capabilities.get(cap).is_some()
     }
 
     fn input_answered(
@@ -1708,9 +1366,7 @@ impl Gateway {
             Err(e) => {
                 if let Some(Pending::Client(c)) = self.ups[u.0].pending.remove(&gid) {
                     self.drop_client_index(u, gid, &c);
-                    self.to_client.retain(
-                        |_, r| !matches!(r, ToClientReq::Input { call, .. } if *call == gid),
-                    );
+                    self.to_client.retain(|_, r| !matches!(r, ToClientReq::Input { call, .. } if *call == gid));
                     if let Some(s) = c.session {
                         self.reply_err(s, c.client_id, e);
                     }
@@ -1747,8 +1403,7 @@ impl Gateway {
         call.sent_params = sent;
         call.deadline = now + self.cfg.request_timeout_ms;
         if let Some(s) = call.session {
-            self.by_client
-                .insert((s, call.client_id.clone()), (u, retry));
+            self.by_client.insert((s, call.client_id.clone()), (u, retry));
         }
         let mut c = call;
         c.sent_params = params;
@@ -1765,11 +1420,7 @@ impl Gateway {
     fn upstream_notification(&mut self, u: UpstreamId, m: &str, params: Option<Value>) {
         match m {
             method::PROGRESS => {
-                let Some(tok) = params
-                    .as_ref()
-                    .and_then(|p| p.get("progressToken"))
-                    .and_then(Value::as_i64)
-                else {
+                let Some(tok) = params.as_ref().and_then(|p| p.get("progressToken")).and_then(Value::as_i64) else {
                     return;
                 };
                 let Some(Pending::Client(c)) = self.ups[u.0].pending.get(&tok) else {
@@ -1785,18 +1436,13 @@ impl Gateway {
             }
             method::CANCELLED => {
                 // The upstream withdrew a request it sent us: tell the client it was forwarded to.
-                let Some(rid) = params
-                    .as_ref()
-                    .and_then(|p| p.get("requestId"))
-                    .and_then(id_of)
-                else {
+                let Some(rid) = params.as_ref().and_then(|p| p.get("requestId")).and_then(id_of) else {
                     return;
                 };
                 let hit = self.to_client.iter().find_map(|(k, r)| match r {
-                    ToClientReq::Forwarded {
-                        upstream,
-                        upstream_id,
-                    } if *upstream == u && *upstream_id == rid => Some(*k),
+                    ToClientReq::Forwarded { upstream, upstream_id } if *upstream == u && *upstream_id == rid => {
+                        Some(*k)
+                    }
                     _ => None,
                 });
                 if let Some((s, sid)) = hit {
@@ -1806,12 +1452,9 @@ impl Gateway {
                     self.notify_client(s, None, m, Some(p));
                 }
                 // A parked call waiting on this request cannot be resumed any more.
-                self.parked
-                    .retain(|_, p| !(p.upstream == u && p.upstream_req == rid));
+                self.parked.retain(|_, p| !(p.upstream == u && p.upstream_req == rid));
             }
-            method::TOOLS_LIST_CHANGED
-            | method::PROMPTS_LIST_CHANGED
-            | method::RESOURCES_LIST_CHANGED => {
+            method::TOOLS_LIST_CHANGED | method::PROMPTS_LIST_CHANGED | method::RESOURCES_LIST_CHANGED => {
                 let kinds: &[ListKind] = match m {
                     method::TOOLS_LIST_CHANGED => &[ListKind::Tools],
                     method::PROMPTS_LIST_CHANGED => &[ListKind::Prompts],
@@ -1827,19 +1470,11 @@ impl Gateway {
                 self.broadcast_legacy(m, None);
             }
             method::RESOURCES_UPDATED => {
-                let Some(uri) = params
-                    .as_ref()
-                    .and_then(|p| p.get("uri"))
-                    .and_then(Value::as_str)
-                else {
+                let Some(uri) = params.as_ref().and_then(|p| p.get("uri")).and_then(Value::as_str) else {
                     return;
                 };
-                let mut ids: Vec<SessionId> = self
-                    .sessions
-                    .iter()
-                    .filter(|(_, x)| x.subscriptions.contains(uri))
-                    .map(|(k, _)| *k)
-                    .collect();
+                let mut ids: Vec<SessionId> =
+                    self.sessions.iter().filter(|(_, x)| x.subscriptions.contains(uri)).map(|(k, _)| *k).collect();
                 ids.sort();
                 for s in ids {
                     self.notify_client(s, None, m, params.clone());
@@ -1885,12 +1520,9 @@ impl Gateway {
             });
         let target = match call_gid {
             Some(g) => match &self.ups[u.0].pending[&g] {
-                Pending::Client(c) => Some((
-                    c.session.expect("filtered"),
-                    Some(g),
-                    c.modern_client,
-                    c.client_id.clone(),
-                )),
+                Pending::Client(c) => {
+                    Some((c.session.expect("filtered"), Some(g), c.modern_client, c.client_id.clone()))
+                }
                 _ => None,
             },
             None => self
@@ -1901,38 +1533,33 @@ impl Gateway {
                 .map(|(k, _)| (*k, None, false, Id::Num(0))),
         };
         let Some((s, gid, modern, client_id)) = target else {
-            let e = err(
-                code::METHOD_NOT_FOUND,
-                format!("no client is connected that could answer {m}"),
-            );
+            if m == method::ROOTS_LIST {
+                // Nobody to ask: no client means no roots.
+                return self.send_up(u, Message::response(id, json!({"roots": []})));
+            }
+            let e = err(code::METHOD_NOT_FOUND, format!("no client is connected that could answer {m}"));
             return self.send_up(u, Message::error(Some(id), e));
         };
-        if !self.client_can(s, &m) {
-            let e = err(
-                code::METHOD_NOT_FOUND,
-                format!("the client did not declare support for {m}"),
-            );
+        let can = match gid.and_then(|g| self.ups[u.0].pending.get(&g)) {
+            // A modern client declares its capabilities on each request, not in a session.
+            Some(Pending::Client(c)) if modern => {
+                let caps = c.sent_params.pointer("/_meta").and_then(|m| m.get(meta::CLIENT_CAPABILITIES));
+                capability_for(&m).is_empty() || caps.and_then(|c| c.get(capability_for(&m))).is_some()
+            }
+            _ => self.client_can(s, &m),
+        };
+        if !can {
+            let e = err(code::METHOD_NOT_FOUND, format!("the client did not declare support for {m}"));
             return self.send_up(u, Message::error(Some(id), e));
         }
         if !modern {
             let sid = self.next_client_req(s);
-            self.to_client.insert(
-                (s, sid),
-                ToClientReq::Forwarded {
-                    upstream: u,
-                    upstream_id: id,
-                },
-            );
+            self.to_client.insert((s, sid), ToClientReq::Forwarded { upstream: u, upstream_id: id });
             let related = gid.map(|_| client_id);
             return self.out.push_back(Output::ToClient {
                 session: s,
                 related,
-                message: Message::Request {
-                    id: Id::Num(sid),
-                    method: m,
-                    params,
-                    rest: Map::new(),
-                },
+                message: Message::Request { id: Id::Num(sid), method: m, params, rest: Map::new() },
             });
         }
         // Modern client: answer its call with `input_required` and park the upstream call.
@@ -1941,13 +1568,8 @@ impl Gateway {
             return;
         };
         if !protocol::may_require_input(&call.method) {
-            let e = err(
-                code::METHOD_NOT_FOUND,
-                format!(
-                    "{m} cannot be bridged to a modern client during {}",
-                    call.method
-                ),
-            );
+            let e =
+                err(code::METHOD_NOT_FOUND, format!("{m} cannot be bridged to a modern client during {}", call.method));
             return self.send_up(u, Message::error(Some(id), e));
         }
         let token = format!("gw-{}-{}", self.next_park, now);
@@ -1964,16 +1586,8 @@ impl Gateway {
         call.deadline = now + self.cfg.input_wait_ms;
         let expires = now + self.cfg.input_wait_ms;
         self.by_client.remove(&(s, client_id.clone()));
-        self.parked.insert(
-            token.clone(),
-            Parked {
-                upstream: u,
-                call: gid,
-                upstream_req: id,
-                key: key.clone(),
-                expires,
-            },
-        );
+        self.parked
+            .insert(token.clone(), Parked { upstream: u, call: gid, upstream_req: id, key: key.clone(), expires });
         let mut req = json!({ "method": m });
         if let Some(mut p) = params {
             if let Some(o) = p.as_object_mut() {
@@ -1991,31 +1605,17 @@ impl Gateway {
 
     /// A modern client retried a call with `requestState` we minted: resume the parked call.
     /// Returns `false` when the state is not ours (the request then goes upstream as usual).
-    fn resume_parked(
-        &mut self,
-        s: SessionId,
-        id: &Id,
-        params: &Value,
-    ) -> Option<Result<(), ErrorObject>> {
+    fn resume_parked(&mut self, s: SessionId, id: &Id, params: &Value) -> Option<Result<(), ErrorObject>> {
         let token = params.get("requestState")?.as_str()?;
         if !token.starts_with("gw-") {
             return None;
         }
         let Some(p) = self.parked.remove(token) else {
-            return Some(Err(err(
-                code::INVALID_PARAMS,
-                "requestState is unknown or expired; call again without it",
-            )));
+            return Some(Err(err(code::INVALID_PARAMS, "requestState is unknown or expired; call again without it")));
         };
-        let answer = params
-            .get("inputResponses")
-            .and_then(|r| r.get(&p.key))
-            .cloned();
+        let answer = params.get("inputResponses").and_then(|r| r.get(&p.key)).cloned();
         let Some(Pending::Client(call)) = self.ups[p.upstream.0].pending.get_mut(&p.call) else {
-            return Some(Err(err(
-                code::UPSTREAM_UNAVAILABLE,
-                "the upstream call this retry continues is gone",
-            )));
+            return Some(Err(err(code::UPSTREAM_UNAVAILABLE, "the upstream call this retry continues is gone")));
         };
         let Some(answer) = answer else {
             // Missing answer: ask again (the spec prefers a new input_required result to an error).
@@ -2044,10 +1644,7 @@ impl Gateway {
             let uid = UpstreamId(u);
             if self.ups[u].probe_deadline.is_some_and(|d| d <= now) {
                 let name = self.uname(uid).to_string();
-                self.log(
-                    LogLevel::Info,
-                    format!("upstream {name:?}: server/discover timed out; using initialize"),
-                );
+                self.log(LogLevel::Info, format!("upstream {name:?}: server/discover timed out; using initialize"));
                 self.send_initialize(uid);
             }
             let due: Vec<i64> = self.ups[u]
@@ -2077,10 +1674,7 @@ impl Gateway {
                     let name = self.uname(uid).to_string();
                     let e = err(
                         code::REQUEST_TIMEOUT,
-                        format!(
-                            "upstream {name:?} did not answer within {} ms",
-                            self.cfg.request_timeout_ms
-                        ),
+                        format!("upstream {name:?} did not answer within {} ms", self.cfg.request_timeout_ms),
                     );
                     self.reply_err(s, call.client_id, e);
                 }
@@ -2097,15 +1691,7 @@ impl Gateway {
 
 impl Gateway {
     /// Entry point used by `handle_client` for calls that may continue a parked multi-round-trip call.
-    fn continue_or_route(
-        &mut self,
-        now: Millis,
-        s: SessionId,
-        id: Id,
-        m: String,
-        params: Option<Value>,
-        modern: bool,
-    ) {
+    fn continue_or_route(&mut self, now: Millis, s: SessionId, id: Id, m: String, params: Option<Value>, modern: bool) {
         if let Some(p) = params.as_ref() {
             if protocol::may_require_input(&m) {
                 match self.resume_parked(s, &id, p) {
@@ -2116,6 +1702,16 @@ impl Gateway {
             }
         }
         self.routed_request(now, s, id, m, params, modern)
+    }
+}
+
+/// The client capability a server-to-client request needs ("" when none).
+fn capability_for(m: &str) -> &'static str {
+    match m {
+        method::ELICIT => "elicitation",
+        method::SAMPLE => "sampling",
+        method::ROOTS_LIST => "roots",
+        _ => "",
     }
 }
 

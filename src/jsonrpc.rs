@@ -71,11 +71,7 @@ pub struct ErrorObject {
 
 impl ErrorObject {
     pub fn new(code: i64, message: impl Into<String>) -> Self {
-        ErrorObject {
-            code,
-            message: message.into(),
-            data: None,
-        }
+        ErrorObject { code, message: message.into(), data: None }
     }
 
     pub fn with_data(mut self, data: Value) -> Self {
@@ -97,11 +93,7 @@ impl ErrorObject {
         let o = v.as_object()?;
         Some(ErrorObject {
             code: o.get("code")?.as_i64()?,
-            message: o
-                .get("message")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
+            message: o.get("message").and_then(Value::as_str).unwrap_or_default().to_string(),
             data: o.get("data").cloned(),
         })
     }
@@ -110,27 +102,10 @@ impl ErrorObject {
 /// One JSON-RPC message. `rest` holds any members beyond the ones JSON-RPC defines.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
-    Request {
-        id: Id,
-        method: String,
-        params: Option<Value>,
-        rest: Map<String, Value>,
-    },
-    Notification {
-        method: String,
-        params: Option<Value>,
-        rest: Map<String, Value>,
-    },
-    Response {
-        id: Id,
-        result: Value,
-        rest: Map<String, Value>,
-    },
-    Error {
-        id: Option<Id>,
-        error: ErrorObject,
-        rest: Map<String, Value>,
-    },
+    Request { id: Id, method: String, params: Option<Value>, rest: Map<String, Value> },
+    Notification { method: String, params: Option<Value>, rest: Map<String, Value> },
+    Response { id: Id, result: Value, rest: Map<String, Value> },
+    Error { id: Option<Id>, error: ErrorObject, rest: Map<String, Value> },
 }
 
 /// Why a payload is not a JSON-RPC message; maps onto the wire through [`ParseError::to_error`].
@@ -150,9 +125,7 @@ impl ParseError {
     pub fn to_error(&self) -> ErrorObject {
         match self {
             ParseError::Json(m) => ErrorObject::new(code::PARSE_ERROR, format!("Parse error: {m}")),
-            ParseError::Invalid(m) => {
-                ErrorObject::new(code::INVALID_REQUEST, format!("Invalid Request: {m}"))
-            }
+            ParseError::Invalid(m) => ErrorObject::new(code::INVALID_REQUEST, format!("Invalid Request: {m}")),
             ParseError::Batch => ErrorObject::new(
                 code::INVALID_REQUEST,
                 "Invalid Request: JSON-RPC batches are not supported by MCP after 2025-03-26",
@@ -167,12 +140,9 @@ pub const MAX_DEPTH: usize = 64;
 impl Message {
     /// Parse one message from bytes. Invalid UTF-8, bad JSON, batches and wrong shapes are errors.
     pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
-        let text = std::str::from_utf8(bytes)
-            .map_err(|_| ParseError::Json("body is not valid UTF-8".into()))?;
+        let text = std::str::from_utf8(bytes).map_err(|_| ParseError::Json("body is not valid UTF-8".into()))?;
         if nesting_depth(text) > MAX_DEPTH {
-            return Err(ParseError::Json(format!(
-                "nesting deeper than {MAX_DEPTH} levels"
-            )));
+            return Err(ParseError::Json(format!("nesting deeper than {MAX_DEPTH} levels")));
         }
         let v: Value = serde_json::from_str(text).map_err(|e| ParseError::Json(e.to_string()))?;
         Message::from_value(v)
@@ -192,10 +162,9 @@ impl Message {
         let id = match o.remove("id") {
             None => None,
             Some(Value::Null) => Some(None),
-            Some(v) => Some(Some(
-                Id::from_value(&v)
-                    .ok_or(ParseError::Invalid("\"id\" must be a string or an integer"))?,
-            )),
+            Some(v) => {
+                Some(Some(Id::from_value(&v).ok_or(ParseError::Invalid("\"id\" must be a string or an integer"))?))
+            }
         };
         if let Some(method) = o.remove("method") {
             let method = match method {
@@ -205,61 +174,30 @@ impl Message {
             let params = match o.remove("params") {
                 None => None,
                 Some(p @ Value::Object(_)) | Some(p @ Value::Array(_)) => Some(p),
-                Some(_) => {
-                    return Err(ParseError::Invalid(
-                        "\"params\" must be an object or an array",
-                    ))
-                }
+                Some(_) => return Err(ParseError::Invalid("\"params\" must be an object or an array")),
             };
             return match id {
-                None => Ok(Message::Notification {
-                    method,
-                    params,
-                    rest: o,
-                }),
-                Some(Some(id)) => Ok(Message::Request {
-                    id,
-                    method,
-                    params,
-                    rest: o,
-                }),
+                None => Ok(Message::Notification { method, params, rest: o }),
+                Some(Some(id)) => Ok(Message::Request { id, method, params, rest: o }),
                 Some(None) => Err(ParseError::Invalid("a request id must not be null")),
             };
         }
         if let Some(err) = o.remove("error") {
-            let error = ErrorObject::from_value(&err)
-                .ok_or(ParseError::Invalid("malformed error object"))?;
-            return Ok(Message::Error {
-                id: id.flatten(),
-                error,
-                rest: o,
-            });
+            let error = ErrorObject::from_value(&err).ok_or(ParseError::Invalid("malformed error object"))?;
+            return Ok(Message::Error { id: id.flatten(), error, rest: o });
         }
         if let Some(result) = o.remove("result") {
-            let id = id
-                .flatten()
-                .ok_or(ParseError::Invalid("a response needs an id"))?;
-            return Ok(Message::Response {
-                id,
-                result,
-                rest: o,
-            });
+            let id = id.flatten().ok_or(ParseError::Invalid("a response needs an id"))?;
+            return Ok(Message::Response { id, result, rest: o });
         }
-        Err(ParseError::Invalid(
-            "neither a request, a notification nor a response",
-        ))
+        Err(ParseError::Invalid("neither a request, a notification nor a response"))
     }
 
     pub fn to_value(&self) -> Value {
         let mut m = Map::new();
         m.insert("jsonrpc".into(), Value::from("2.0"));
         match self {
-            Message::Request {
-                id,
-                method,
-                params,
-                rest,
-            } => {
+            Message::Request { id, method, params, rest } => {
                 m.insert("id".into(), id.to_value());
                 m.insert("method".into(), Value::String(method.clone()));
                 if let Some(p) = params {
@@ -267,11 +205,7 @@ impl Message {
                 }
                 extend(&mut m, rest);
             }
-            Message::Notification {
-                method,
-                params,
-                rest,
-            } => {
+            Message::Notification { method, params, rest } => {
                 m.insert("method".into(), Value::String(method.clone()));
                 if let Some(p) = params {
                     m.insert("params".into(), p.clone());
@@ -284,10 +218,7 @@ impl Message {
                 extend(&mut m, rest);
             }
             Message::Error { id, error, rest } => {
-                m.insert(
-                    "id".into(),
-                    id.as_ref().map(Id::to_value).unwrap_or(Value::Null),
-                );
+                m.insert("id".into(), id.as_ref().map(Id::to_value).unwrap_or(Value::Null));
                 m.insert("error".into(), error.to_value());
                 extend(&mut m, rest);
             }
@@ -300,36 +231,19 @@ impl Message {
     }
 
     pub fn request(id: Id, method: &str, params: Value) -> Message {
-        Message::Request {
-            id,
-            method: method.into(),
-            params: Some(params),
-            rest: Map::new(),
-        }
+        Message::Request { id, method: method.into(), params: Some(params), rest: Map::new() }
     }
 
     pub fn notification(method: &str, params: Option<Value>) -> Message {
-        Message::Notification {
-            method: method.into(),
-            params,
-            rest: Map::new(),
-        }
+        Message::Notification { method: method.into(), params, rest: Map::new() }
     }
 
     pub fn response(id: Id, result: Value) -> Message {
-        Message::Response {
-            id,
-            result,
-            rest: Map::new(),
-        }
+        Message::Response { id, result, rest: Map::new() }
     }
 
     pub fn error(id: Option<Id>, error: ErrorObject) -> Message {
-        Message::Error {
-            id,
-            error,
-            rest: Map::new(),
-        }
+        Message::Error { id, error, rest: Map::new() }
     }
 
     pub fn method(&self) -> Option<&str> {

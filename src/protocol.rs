@@ -30,12 +30,7 @@ pub fn era_of(version: &str) -> Option<Era> {
 
 /// Every version we accept, newest first (the `supported` list of a -32022 error).
 pub fn supported_versions() -> Vec<&'static str> {
-    MODERN_VERSIONS
-        .iter()
-        .rev()
-        .chain(LEGACY_VERSIONS.iter().rev())
-        .copied()
-        .collect()
+    MODERN_VERSIONS.iter().rev().chain(LEGACY_VERSIONS.iter().rev()).copied().collect()
 }
 
 pub mod method {
@@ -90,12 +85,7 @@ pub enum ListKind {
 }
 
 impl ListKind {
-    pub const ALL: [ListKind; 4] = [
-        ListKind::Tools,
-        ListKind::Prompts,
-        ListKind::Resources,
-        ListKind::Templates,
-    ];
+    pub const ALL: [ListKind; 4] = [ListKind::Tools, ListKind::Prompts, ListKind::Resources, ListKind::Templates];
 
     pub fn from_method(m: &str) -> Option<ListKind> {
         match m {
@@ -161,28 +151,19 @@ pub fn request_version(params: Option<&Value>) -> Option<&str> {
 
 /// Insert the modern per-request `_meta` keys (protocol version, capabilities, client info) into
 /// `params`, keeping whatever `_meta` already holds.
-pub fn stamp_modern_meta(
-    params: &mut Value,
-    version: &str,
-    capabilities: &Value,
-    client_info: &Value,
-) {
+pub fn stamp_modern_meta(params: &mut Value, version: &str, capabilities: &Value, client_info: &Value) {
     if !params.is_object() {
         *params = Value::Object(Map::new());
     }
     let obj = params.as_object_mut().expect("made an object above");
-    let meta = obj
-        .entry("_meta")
-        .or_insert_with(|| Value::Object(Map::new()));
+    let meta = obj.entry("_meta").or_insert_with(|| Value::Object(Map::new()));
     if !meta.is_object() {
         *meta = Value::Object(Map::new());
     }
     let m = meta.as_object_mut().expect("made an object above");
     m.insert(meta::PROTOCOL_VERSION.into(), Value::from(version));
-    m.entry(meta::CLIENT_CAPABILITIES)
-        .or_insert_with(|| capabilities.clone());
-    m.entry(meta::CLIENT_INFO)
-        .or_insert_with(|| client_info.clone());
+    m.entry(meta::CLIENT_CAPABILITIES).or_insert_with(|| capabilities.clone());
+    m.entry(meta::CLIENT_INFO).or_insert_with(|| client_info.clone());
 }
 
 /// The legacy-era view of a modern result: a legacy client has no use for `resultType` on a complete
@@ -200,8 +181,5 @@ pub fn gateway_client_capabilities() -> Value {
 
 /// Server methods whose result may be `input_required` in the modern era.
 pub fn may_require_input(m: &str) -> bool {
-    matches!(
-        m,
-        method::TOOLS_CALL | method::PROMPTS_GET | method::RESOURCES_READ
-    )
+    matches!(m, method::TOOLS_CALL | method::PROMPTS_GET | method::RESOURCES_READ)
 }

@@ -43,10 +43,7 @@ pub struct Collision {
 
 impl Catalog {
     pub fn new(upstreams: usize) -> Self {
-        Catalog {
-            items: (0..upstreams).map(|_| Default::default()).collect(),
-            ..Default::default()
-        }
+        Catalog { items: (0..upstreams).map(|_| Default::default()).collect(), ..Default::default() }
     }
 
     pub fn items(&self, upstream: usize, kind: ListKind) -> &[Value] {
@@ -58,13 +55,7 @@ impl Catalog {
     }
 
     /// Replace one upstream's items of one kind and recompute exposed names. Returns new collisions.
-    pub fn set(
-        &mut self,
-        cfg: &GatewayConfig,
-        upstream: usize,
-        kind: ListKind,
-        items: Vec<Value>,
-    ) -> Vec<Collision> {
+    pub fn set(&mut self, cfg: &GatewayConfig, upstream: usize, kind: ListKind, items: Vec<Value>) -> Vec<Collision> {
         self.items[upstream][kind_index(kind)] = items;
         self.rebuild(cfg, kind)
     }
@@ -80,12 +71,8 @@ impl Catalog {
     }
 
     fn rebuild(&mut self, cfg: &GatewayConfig, kind: ListKind) -> Vec<Collision> {
-        let before: HashMap<_, _> = self
-            .renamed
-            .iter()
-            .filter(|((_, k, _), _)| *k == kind)
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let before: HashMap<_, _> =
+            self.renamed.iter().filter(|((_, k, _), _)| *k == kind).map(|(k, v)| (k.clone(), v.clone())).collect();
         self.renamed.retain(|(_, k, _), _| *k != kind);
         self.by_exposed.retain(|(k, _), _| *k != kind);
         let mut collisions = Vec::new();
@@ -124,21 +111,14 @@ impl Catalog {
                     self.renamed.insert(key, renamed.clone());
                     exposed = renamed;
                 }
-                self.by_exposed
-                    .insert((kind, exposed), (u, orig.to_string()));
+                self.by_exposed.insert((kind, exposed), (u, orig.to_string()));
             }
         }
         collisions
     }
 
     /// The name an upstream's item has downstream.
-    pub fn exposed(
-        &self,
-        cfg: &GatewayConfig,
-        upstream: usize,
-        kind: ListKind,
-        orig: &str,
-    ) -> String {
+    pub fn exposed(&self, cfg: &GatewayConfig, upstream: usize, kind: ListKind, orig: &str) -> String {
         if let Some(r) = self.renamed.get(&(upstream, kind, orig.to_string())) {
             return r.clone();
         }
@@ -147,12 +127,7 @@ impl Catalog {
 
     /// Which upstream owns an exposed tool or prompt name, and the upstream's own name for it.
     /// Prefixes resolve even when the upstream is down (so the caller can say which one is missing).
-    pub fn resolve_name(
-        &self,
-        cfg: &GatewayConfig,
-        kind: ListKind,
-        exposed: &str,
-    ) -> Option<(usize, String)> {
+    pub fn resolve_name(&self, cfg: &GatewayConfig, kind: ListKind, exposed: &str) -> Option<(usize, String)> {
         if let Some((u, orig)) = self.by_exposed.get(&(kind, exposed.to_string())) {
             return Some((*u, orig.clone()));
         }
@@ -254,11 +229,7 @@ mod tests {
         GatewayConfig {
             upstreams: specs
                 .iter()
-                .map(|(n, p)| UpstreamSpec {
-                    name: n.to_string(),
-                    prefix: p.map(str::to_string),
-                    era: None,
-                })
+                .map(|(n, p)| UpstreamSpec { name: n.to_string(), prefix: p.map(str::to_string), era: None })
                 .collect(),
             ..Default::default()
         }
@@ -268,14 +239,8 @@ mod tests {
     fn prefixed_names_resolve_longest_prefix_first() {
         let c = cfg(&[("a", Some("a")), ("ab", Some("a__b"))]);
         let cat = Catalog::new(2);
-        assert_eq!(
-            cat.resolve_name(&c, ListKind::Tools, "a__b__echo"),
-            Some((1, "echo".into()))
-        );
-        assert_eq!(
-            cat.resolve_name(&c, ListKind::Tools, "a__echo"),
-            Some((0, "echo".into()))
-        );
+        assert_eq!(cat.resolve_name(&c, ListKind::Tools, "a__b__echo"), Some((1, "echo".into())));
+        assert_eq!(cat.resolve_name(&c, ListKind::Tools, "a__echo"), Some((0, "echo".into())));
         assert_eq!(cat.resolve_name(&c, ListKind::Tools, "a__"), None);
         assert_eq!(cat.resolve_name(&c, ListKind::Tools, "echo"), None);
     }
@@ -284,43 +249,22 @@ mod tests {
     fn unprefixed_collision_renames_the_later_upstream_and_reports_it() {
         let c = cfg(&[("one", None), ("two", None)]);
         let mut cat = Catalog::new(2);
-        assert!(cat
-            .set(&c, 0, ListKind::Tools, vec![json!({"name":"echo"})])
-            .is_empty());
-        let col = cat.set(
-            &c,
-            1,
-            ListKind::Tools,
-            vec![json!({"name":"echo"}), json!({"name":"add"})],
-        );
+        assert!(cat.set(&c, 0, ListKind::Tools, vec![json!({"name":"echo"})]).is_empty());
+        let col = cat.set(&c, 1, ListKind::Tools, vec![json!({"name":"echo"}), json!({"name":"add"})]);
         assert_eq!(col.len(), 1);
         assert_eq!(col[0].renamed_to, "two__echo");
         assert_eq!(cat.exposed(&c, 1, ListKind::Tools, "echo"), "two__echo");
         assert_eq!(cat.exposed(&c, 1, ListKind::Tools, "add"), "add");
-        assert_eq!(
-            cat.resolve_name(&c, ListKind::Tools, "two__echo"),
-            Some((1, "echo".into()))
-        );
-        assert_eq!(
-            cat.resolve_name(&c, ListKind::Tools, "echo"),
-            Some((0, "echo".into()))
-        );
+        assert_eq!(cat.resolve_name(&c, ListKind::Tools, "two__echo"), Some((1, "echo".into())));
+        assert_eq!(cat.resolve_name(&c, ListKind::Tools, "echo"), Some((0, "echo".into())));
         // Reported once, not on every refresh.
-        assert!(cat
-            .set(&c, 1, ListKind::Tools, vec![json!({"name":"echo"})])
-            .is_empty());
+        assert!(cat.set(&c, 1, ListKind::Tools, vec![json!({"name":"echo"})]).is_empty());
     }
 
     #[test]
     fn templates_route_uris() {
-        assert!(template_matches(
-            "demo://resource/dynamic/text/{index}",
-            "demo://resource/dynamic/text/3"
-        ));
-        assert!(!template_matches(
-            "demo://resource/dynamic/text/{index}",
-            "demo://resource/dynamic/text/"
-        ));
+        assert!(template_matches("demo://resource/dynamic/text/{index}", "demo://resource/dynamic/text/3"));
+        assert!(!template_matches("demo://resource/dynamic/text/{index}", "demo://resource/dynamic/text/"));
         assert!(template_matches("file:///{path}.md", "file:///a/b.md"));
         assert!(!template_matches("file:///{path}.md", "file:///a/b.txt"));
         assert!(template_matches("x://{a}/y/{b}", "x://1/y/2"));

@@ -34,20 +34,9 @@ use std::path::Path;
 /// How the host reaches one upstream.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transport {
-    Stdio {
-        command: String,
-        args: Vec<String>,
-        env: BTreeMap<String, String>,
-        cwd: Option<String>,
-    },
-    Http {
-        url: String,
-        headers: BTreeMap<String, String>,
-    },
-    Sse {
-        url: String,
-        headers: BTreeMap<String, String>,
-    },
+    Stdio { command: String, args: Vec<String>, env: BTreeMap<String, String>, cwd: Option<String> },
+    Http { url: String, headers: BTreeMap<String, String> },
+    Sse { url: String, headers: BTreeMap<String, String> },
     Builtin,
 }
 
@@ -132,7 +121,9 @@ impl HostConfig {
         HostConfig {
             gateway: GatewayConfig {
                 upstreams: vec![UpstreamSpec { name: "edge".into(), prefix: None, era: Some(Era::Legacy) }],
-                instructions: Some("Edge device tools: system info, load, memory, temperatures, disks and network.".into()),
+                instructions: Some(
+                    "Edge device tools: system info, load, memory, temperatures, disks and network.".into(),
+                ),
                 ..Default::default()
             },
             transports: vec![Transport::Builtin],
@@ -143,19 +134,11 @@ impl HostConfig {
     }
 
     pub fn load(path: &Path) -> Result<HostConfig, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let is_json =
-            path.extension().is_some_and(|e| e == "json") || text.trim_start().starts_with('{');
-        let cfg = if is_json {
-            Self::from_json(&text)
-        } else {
-            Self::from_toml(&text)
-        }
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-        cfg.gateway
-            .validate()
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let is_json = path.extension().is_some_and(|e| e == "json") || text.trim_start().starts_with('{');
+        let cfg = if is_json { Self::from_json(&text) } else { Self::from_toml(&text) }
             .map_err(|e| format!("{}: {e}", path.display()))?;
+        cfg.gateway.validate().map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(cfg)
     }
 
@@ -178,9 +161,7 @@ impl HostConfig {
         }
         let default_prefix = f.namespace.prefix.unwrap_or(true);
         for (name, v) in f.upstreams {
-            let entry: ServerEntry = v
-                .try_into()
-                .map_err(|e| format!("upstream {name:?}: {e}"))?;
+            let entry: ServerEntry = v.try_into().map_err(|e| format!("upstream {name:?}: {e}"))?;
             cfg.add(&name, entry, default_prefix)?;
         }
         Ok(cfg)
@@ -194,23 +175,17 @@ impl HostConfig {
         let mut default_prefix = true;
         if let Some(g) = f.gateway {
             if let Some(s) = g.get("separator").and_then(|v| v.as_str()) {
-                cfg.gateway.namespacing = Namespacing {
-                    separator: s.into(),
-                };
+                cfg.gateway.namespacing = Namespacing { separator: s.into() };
             }
             if let Some(p) = g.get("prefix").and_then(|v| v.as_bool()) {
                 default_prefix = p;
             }
             if let Some(o) = g.get("allowedOrigins").and_then(|v| v.as_array()) {
-                cfg.allowed_origins = o
-                    .iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect();
+                cfg.allowed_origins = o.iter().filter_map(|x| x.as_str().map(str::to_string)).collect();
             }
         }
         for (name, v) in f.mcp_servers {
-            let entry: ServerEntry =
-                serde_json::from_value(v).map_err(|e| format!("mcpServers.{name}: {e}"))?;
+            let entry: ServerEntry = serde_json::from_value(v).map_err(|e| format!("mcpServers.{name}: {e}"))?;
             cfg.add(&name, entry, default_prefix)?;
         }
         Ok(cfg)
@@ -248,32 +223,16 @@ impl HostConfig {
             Some(toml::Value::Boolean(false)) => None,
             Some(toml::Value::Boolean(true)) => Some(name.to_string()),
             Some(toml::Value::String(s)) => Some(s),
-            Some(other) => {
-                return Err(format!(
-                    "upstream {name:?}: prefix must be a string or a boolean, not {other}"
-                ))
-            }
+            Some(other) => return Err(format!("upstream {name:?}: prefix must be a string or a boolean, not {other}")),
         };
         let era = match e.era.as_deref() {
             None | Some("auto") => None,
             Some("legacy") => Some(Era::Legacy),
             Some("modern") => Some(Era::Modern),
-            Some(o) => {
-                return Err(format!(
-                    "upstream {name:?}: era must be auto, legacy or modern, not {o:?}"
-                ))
-            }
+            Some(o) => return Err(format!("upstream {name:?}: era must be auto, legacy or modern, not {o:?}")),
         };
-        let era = if transport == Transport::Builtin {
-            Some(Era::Legacy)
-        } else {
-            era
-        };
-        self.gateway.upstreams.push(UpstreamSpec {
-            name: name.to_string(),
-            prefix,
-            era,
-        });
+        let era = if transport == Transport::Builtin { Some(Era::Legacy) } else { era };
+        self.gateway.upstreams.push(UpstreamSpec { name: name.to_string(), prefix, era });
         self.transports.push(transport);
         Ok(())
     }
@@ -294,19 +253,12 @@ mod tests {
                 "queued":{"command":"y","offlineQueue":["a"]}}}"#,
         )
         .unwrap();
-        let names: Vec<_> = c
-            .gateway
-            .upstreams
-            .iter()
-            .map(|u| u.name.as_str())
-            .collect();
+        let names: Vec<_> = c.gateway.upstreams.iter().map(|u| u.name.as_str()).collect();
         assert_eq!(names, ["everything", "remote", "old", "queued"]);
         assert!(
             matches!(&c.transports[0], Transport::Stdio { command, args, .. } if command == "npx" && args.len() == 2)
         );
-        assert!(
-            matches!(&c.transports[1], Transport::Http { headers, .. } if headers["Authorization"] == "Bearer x")
-        );
+        assert!(matches!(&c.transports[1], Transport::Http { headers, .. } if headers["Authorization"] == "Bearer x"));
         assert!(matches!(&c.transports[2], Transport::Sse { .. }));
         assert_eq!(c.gateway.upstreams[0].prefix.as_deref(), Some("everything"));
     }

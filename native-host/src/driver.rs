@@ -14,10 +14,7 @@ pub trait ClientSink: Send + Sync {
 }
 
 pub enum Cmd {
-    OpenSession {
-        sink: Arc<dyn ClientSink>,
-        reply: oneshot::Sender<SessionId>,
-    },
+    OpenSession { sink: Arc<dyn ClientSink>, reply: oneshot::Sender<SessionId> },
     CloseSession(SessionId),
     FromClient(SessionId, Message),
     UpstreamUp(UpstreamId, mpsc::UnboundedSender<Message>),
@@ -63,9 +60,7 @@ async fn run(mut gw: Gateway, mut rx: mpsc::UnboundedReceiver<Cmd>) {
     let mut sinks: HashMap<SessionId, Arc<dyn ClientSink>> = HashMap::new();
     let mut links: HashMap<UpstreamId, mpsc::UnboundedSender<Message>> = HashMap::new();
     loop {
-        let deadline = gw
-            .poll_timeout()
-            .map(|t| origin + std::time::Duration::from_millis(t));
+        let deadline = gw.poll_timeout().map(|t| origin + std::time::Duration::from_millis(t));
         let cmd = tokio::select! {
             c = rx.recv() => match c { Some(c) => Some(c), None => return },
             _ = sleep_until(deadline) => None,
@@ -98,11 +93,7 @@ async fn run(mut gw: Gateway, mut rx: mpsc::UnboundedReceiver<Cmd>) {
         }
         while let Some(o) = gw.poll_output() {
             match o {
-                Output::ToClient {
-                    session,
-                    related,
-                    message,
-                } => {
+                Output::ToClient { session, related, message } => {
                     if let Some(sink) = sinks.get(&session) {
                         sink.deliver(related, message);
                     }
@@ -111,10 +102,7 @@ async fn run(mut gw: Gateway, mut rx: mpsc::UnboundedReceiver<Cmd>) {
                     Some(l) => {
                         let _ = l.send(message);
                     }
-                    None => tracing::debug!(
-                        upstream = upstream.0,
-                        "dropping message for a link that is down"
-                    ),
+                    None => tracing::debug!(upstream = upstream.0, "dropping message for a link that is down"),
                 },
                 Output::Log { level, message } => match level {
                     LogLevel::Debug => tracing::debug!("{message}"),

@@ -38,12 +38,7 @@ pub struct App {
 
 impl App {
     pub fn new(handle: Handle, allowed_origins: Vec<String>, max_body_bytes: usize) -> Arc<App> {
-        Arc::new(App {
-            handle,
-            allowed_origins,
-            max_body_bytes,
-            sessions: Mutex::new(HashMap::new()),
-        })
+        Arc::new(App { handle, allowed_origins, max_body_bytes, sessions: Mutex::new(HashMap::new()) })
     }
 }
 
@@ -117,10 +112,7 @@ pub fn router(app: Arc<App>) -> Router {
 // ------------------------------------------------------------------------------------------------
 
 fn is_loopback_origin(origin: &str) -> bool {
-    let Some(rest) = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"))
-    else {
+    let Some(rest) = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) else {
         return false;
     };
     let host = if rest.starts_with('[') {
@@ -135,14 +127,11 @@ fn origin_allowed(app: &App, origin: &str) -> bool {
     is_loopback_origin(origin) || app.allowed_origins.iter().any(|o| o == origin || o == "*")
 }
 
-const ALLOW_HEADERS: &str = "content-type, accept, authorization, mcp-session-id, mcp-protocol-version, last-event-id, mcp-method, mcp-name";
+const ALLOW_HEADERS: &str =
+    "content-type, accept, authorization, mcp-session-id, mcp-protocol-version, last-event-id, mcp-method, mcp-name";
 
 async fn origin_and_cors(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let origin = req
-        .headers()
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_string);
     let Some(origin) = origin else {
         return next.run(req).await;
     };
@@ -150,35 +139,21 @@ async fn origin_and_cors(State(app): State<Arc<App>>, req: Request, next: Next) 
         tracing::warn!("refused a request from foreign Origin {origin:?}");
         return (
             StatusCode::FORBIDDEN,
-            axum::Json(error_body(
-                None,
-                code::INVALID_REQUEST,
-                "Forbidden: Origin not allowed",
-            )),
+            axum::Json(error_body(None, code::INVALID_REQUEST, "Forbidden: Origin not allowed")),
         )
             .into_response();
     }
     let preflight = req.method() == Method::OPTIONS;
     let requested = req.headers().get("access-control-request-headers").cloned();
-    let mut resp = if preflight {
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        next.run(req).await
-    };
+    let mut resp = if preflight { StatusCode::NO_CONTENT.into_response() } else { next.run(req).await };
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&origin) {
         h.insert("access-control-allow-origin", v);
     }
     h.insert("vary", HeaderValue::from_static("Origin"));
-    h.insert(
-        "access-control-expose-headers",
-        HeaderValue::from_static("mcp-session-id, mcp-protocol-version"),
-    );
+    h.insert("access-control-expose-headers", HeaderValue::from_static("mcp-session-id, mcp-protocol-version"));
     if preflight {
-        h.insert(
-            "access-control-allow-methods",
-            HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
-        );
+        h.insert("access-control-allow-methods", HeaderValue::from_static("GET, POST, DELETE, OPTIONS"));
         // Mcp-Param-* names are open-ended: echo what was asked when every name is one we accept.
         let allow = requested
             .as_ref()
@@ -186,11 +161,7 @@ async fn origin_and_cors(State(app): State<Arc<App>>, req: Request, next: Next) 
             .filter(|v| {
                 v.split(',')
                     .map(|s| s.trim().to_ascii_lowercase())
-                    .all(|n| {
-                        n.is_empty()
-                            || ALLOW_HEADERS.split(", ").any(|a| a == n)
-                            || n.starts_with("mcp-param-")
-                    })
+                    .all(|n| n.is_empty() || ALLOW_HEADERS.split(", ").any(|a| a == n) || n.starts_with("mcp-param-"))
             })
             .map(str::to_string)
             .unwrap_or_else(|| ALLOW_HEADERS.to_string());
@@ -213,10 +184,7 @@ fn error_body(id: Option<Id>, c: i64, msg: &str) -> serde_json::Value {
 fn json_response(status: StatusCode, m: &Message) -> Response {
     let mut r = Response::new(Body::from(m.to_json()));
     *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 
@@ -234,10 +202,7 @@ fn accepts_sse(h: &HeaderMap) -> bool {
 
 /// Decode the `=?base64?…?=` sentinel of modern header values.
 fn decode_header_value(v: &str) -> Option<String> {
-    match v
-        .strip_prefix("=?base64?")
-        .and_then(|r| r.strip_suffix("?="))
-    {
+    match v.strip_prefix("=?base64?").and_then(|r| r.strip_suffix("?=")) {
         Some(b) => {
             let url = b.trim_end_matches('=').replace('+', "-").replace('/', "_");
             String::from_utf8(mcp_edge_gateway::cursor::base64url_decode(&url)?).ok()
@@ -267,10 +232,7 @@ fn new_session_id() -> String {
     let mut b = [0u8; 16];
     if getrandom::fill(&mut b).is_err() {
         // No OS randomness: fall back to a hash of time and address; still unique per process.
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         b.copy_from_slice(&t.to_le_bytes()[..16]);
     }
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -296,12 +258,7 @@ struct RouteGuard {
 
 impl Drop for RouteGuard {
     fn drop(&mut self) {
-        self.session
-            .routes
-            .lock()
-            .expect("poisoned")
-            .posts
-            .remove(&self.id);
+        self.session.routes.lock().expect("poisoned").posts.remove(&self.id);
     }
 }
 
@@ -324,8 +281,9 @@ async fn post_mcp(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) 
         Some(v) => match protocol::era_of(v) {
             Some(e) => e,
             None => {
-                let e = ErrorObject::new(code::UNSUPPORTED_PROTOCOL_VERSION, format!("Unsupported protocol version: {v}"))
-                    .with_data(serde_json::json!({"supported": protocol::supported_versions(), "requested": v}));
+                let e =
+                    ErrorObject::new(code::UNSUPPORTED_PROTOCOL_VERSION, format!("Unsupported protocol version: {v}"))
+                        .with_data(serde_json::json!({"supported": protocol::supported_versions(), "requested": v}));
                 return rpc_error(StatusCode::BAD_REQUEST, request_id(&msg), e);
             }
         },
@@ -344,22 +302,12 @@ fn request_id(m: &Message) -> Option<Id> {
 }
 
 async fn post_modern(app: Arc<App>, headers: HeaderMap, msg: Message, version: String) -> Response {
-    let Message::Request {
-        id,
-        method: m,
-        params,
-        ..
-    } = &msg
-    else {
+    let Message::Request { id, method: m, params, .. } = &msg else {
         // The modern era defines no client notifications over HTTP; accept and drop them.
         return StatusCode::ACCEPTED.into_response();
     };
     let mismatch = |what: String| {
-        rpc_error(
-            StatusCode::BAD_REQUEST,
-            Some(id.clone()),
-            ErrorObject::new(code::HEADER_MISMATCH, what),
-        )
+        rpc_error(StatusCode::BAD_REQUEST, Some(id.clone()), ErrorObject::new(code::HEADER_MISMATCH, what))
     };
     match protocol::request_version(params.as_ref()) {
         Some(v) if v == version => {}
@@ -371,21 +319,14 @@ async fn post_modern(app: Arc<App>, headers: HeaderMap, msg: Message, version: S
         None => {
             let e = ErrorObject::new(
                 code::INVALID_PARAMS,
-                format!(
-                    "params._meta[\"{}\"] is required",
-                    protocol::meta::PROTOCOL_VERSION
-                ),
+                format!("params._meta[\"{}\"] is required", protocol::meta::PROTOCOL_VERSION),
             );
             return rpc_error(StatusCode::BAD_REQUEST, Some(id.clone()), e);
         }
     }
     match header_str(&headers, "mcp-method") {
         Some(h) if h == m => {}
-        Some(h) => {
-            return mismatch(format!(
-                "Mcp-Method header {h:?} does not match the body's method {m:?}"
-            ))
-        }
+        Some(h) => return mismatch(format!("Mcp-Method header {h:?} does not match the body's method {m:?}")),
         None => return mismatch("the Mcp-Method header is required".into()),
     }
     let name_field = match m.as_str() {
@@ -394,15 +335,10 @@ async fn post_modern(app: Arc<App>, headers: HeaderMap, msg: Message, version: S
         _ => None,
     };
     if let Some(f) = name_field {
-        let body_name = params
-            .as_ref()
-            .and_then(|p| p.get(f))
-            .and_then(|v| v.as_str());
+        let body_name = params.as_ref().and_then(|p| p.get(f)).and_then(|v| v.as_str());
         let hdr = header_str(&headers, "mcp-name").and_then(decode_header_value);
         if hdr.as_deref() != body_name {
-            return mismatch(format!(
-                "Mcp-Name header {hdr:?} does not match params.{f} {body_name:?}"
-            ));
+            return mismatch(format!("Mcp-Name header {hdr:?} does not match params.{f} {body_name:?}"));
         }
     }
     let session = Arc::new(HttpSession::default());
@@ -414,10 +350,7 @@ async fn post_modern(app: Arc<App>, headers: HeaderMap, msg: Message, version: S
         );
     };
     *session.id.lock().expect("poisoned") = Some(sid);
-    let guard = CloseOnDrop {
-        handle: app.handle.clone(),
-        session: sid,
-    };
+    let guard = CloseOnDrop { handle: app.handle.clone(), session: sid };
     exchange(&app, session, sid, msg, &headers, true, Some(guard)).await
 }
 
@@ -431,10 +364,7 @@ async fn post_legacy(app: Arc<App>, headers: HeaderMap, msg: Message) -> Respons
             };
             *session.id.lock().expect("poisoned") = Some(sid);
             let key = new_session_id();
-            app.sessions
-                .lock()
-                .expect("poisoned")
-                .insert(key.clone(), session.clone());
+            app.sessions.lock().expect("poisoned").insert(key.clone(), session.clone());
             let mut resp = exchange(&app, session, sid, msg, &headers, false, None).await;
             if let Ok(v) = HeaderValue::from_str(&key) {
                 resp.headers_mut().insert("mcp-session-id", v);
@@ -456,11 +386,7 @@ async fn post_legacy(app: Arc<App>, headers: HeaderMap, msg: Message) -> Respons
             ErrorObject::new(code::INVALID_REQUEST, "Session not found"),
         );
     };
-    let sid = session
-        .id
-        .lock()
-        .expect("poisoned")
-        .expect("set at creation");
+    let sid = session.id.lock().expect("poisoned").expect("set at creation");
     match msg {
         Message::Request { .. } => exchange(&app, session, sid, msg, &headers, false, None).await,
         other => {
@@ -486,33 +412,21 @@ async fn exchange(
         let mut r = session.routes.lock().expect("poisoned");
         if r.posts.contains_key(&id) {
             drop(r);
-            let e = ErrorObject::new(
-                code::INVALID_REQUEST,
-                format!("request id {id} is already in use in this session"),
-            );
+            let e =
+                ErrorObject::new(code::INVALID_REQUEST, format!("request id {id} is already in use in this session"));
             return rpc_error(StatusCode::BAD_REQUEST, Some(id), e);
         }
         r.posts.insert(id.clone(), tx);
     }
-    let route = RouteGuard {
-        session: session.clone(),
-        id: id.clone(),
-    };
+    let route = RouteGuard { session: session.clone(), id: id.clone() };
     app.handle.send(Cmd::FromClient(sid, msg));
     let Some(first) = rx.recv().await else {
-        return rpc_error(
-            StatusCode::OK,
-            Some(id),
-            ErrorObject::new(code::INTERNAL_ERROR, "the request was dropped"),
-        );
+        return rpc_error(StatusCode::OK, Some(id), ErrorObject::new(code::INTERNAL_ERROR, "the request was dropped"));
     };
-    let is_final = |m: &Message| matches!(m, Message::Response { id: x, .. } | Message::Error { id: Some(x), .. } if *x == id);
+    let is_final =
+        |m: &Message| matches!(m, Message::Response { id: x, .. } | Message::Error { id: Some(x), .. } if *x == id);
     if is_final(&first) {
-        let status = if modern {
-            modern_status(&first)
-        } else {
-            StatusCode::OK
-        };
+        let status = if modern { modern_status(&first) } else { StatusCode::OK };
         drop(route);
         drop(close);
         return json_response(status, &first);
@@ -533,23 +447,18 @@ async fn exchange(
     }
     // Stream: the first message, then everything until (and including) the answer.
     let state = (Some(first), rx, false, id, route, close);
-    let s = stream::unfold(
-        state,
-        |(pending, mut rx, done, id, route, close)| async move {
-            if done {
-                return None;
-            }
-            let m = match pending {
-                Some(m) => m,
-                None => rx.recv().await?,
-            };
-            let fin = matches!(&m, Message::Response { id: x, .. } | Message::Error { id: Some(x), .. } if *x == id);
-            let ev = axum::response::sse::Event::default()
-                .event("message")
-                .data(m.to_json());
-            Some((Ok::<_, Infallible>(ev), (None, rx, fin, id, route, close)))
-        },
-    );
+    let s = stream::unfold(state, |(pending, mut rx, done, id, route, close)| async move {
+        if done {
+            return None;
+        }
+        let m = match pending {
+            Some(m) => m,
+            None => rx.recv().await?,
+        };
+        let fin = matches!(&m, Message::Response { id: x, .. } | Message::Error { id: Some(x), .. } if *x == id);
+        let ev = axum::response::sse::Event::default().event("message").data(m.to_json());
+        Some((Ok::<_, Infallible>(ev), (None, rx, fin, id, route, close)))
+    });
     sse_response(s)
 }
 
@@ -560,39 +469,26 @@ where
     let mut r = axum::response::sse::Sse::new(s)
         .keep_alive(axum::response::sse::KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response();
-    r.headers_mut()
-        .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    r.headers_mut().insert("x-accel-buffering", HeaderValue::from_static("no"));
     r
 }
 
 async fn get_mcp(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    if header_str(&headers, "mcp-protocol-version").and_then(protocol::era_of) == Some(Era::Modern)
-    {
+    if header_str(&headers, "mcp-protocol-version").and_then(protocol::era_of) == Some(Era::Modern) {
         return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")]).into_response();
     }
     let Some(key) = header_str(&headers, "mcp-session-id") else {
         return rpc_error(
             StatusCode::BAD_REQUEST,
             None,
-            ErrorObject::new(
-                code::INVALID_REQUEST,
-                "Bad Request: Mcp-Session-Id header is required",
-            ),
+            ErrorObject::new(code::INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required"),
         );
     };
     let Some(session) = app.sessions.lock().expect("poisoned").get(key).cloned() else {
-        return rpc_error(
-            StatusCode::NOT_FOUND,
-            None,
-            ErrorObject::new(code::INVALID_REQUEST, "Session not found"),
-        );
+        return rpc_error(StatusCode::NOT_FOUND, None, ErrorObject::new(code::INVALID_REQUEST, "Session not found"));
     };
     if !accepts_sse(&headers) {
-        return (
-            StatusCode::NOT_ACCEPTABLE,
-            "GET /mcp needs Accept: text/event-stream\n",
-        )
-            .into_response();
+        return (StatusCode::NOT_ACCEPTABLE, "GET /mcp needs Accept: text/event-stream\n").into_response();
     }
     let (tx, rx) = mpsc::unbounded_channel::<Message>();
     {
@@ -604,39 +500,24 @@ async fn get_mcp(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     }
     let s = stream::unfold(rx, |mut rx| async move {
         let m = rx.recv().await?;
-        Some((
-            Ok::<_, Infallible>(
-                axum::response::sse::Event::default()
-                    .event("message")
-                    .data(m.to_json()),
-            ),
-            rx,
-        ))
+        Some((Ok::<_, Infallible>(axum::response::sse::Event::default().event("message").data(m.to_json())), rx))
     });
     sse_response(s.boxed())
 }
 
 async fn delete_mcp(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    if header_str(&headers, "mcp-protocol-version").and_then(protocol::era_of) == Some(Era::Modern)
-    {
+    if header_str(&headers, "mcp-protocol-version").and_then(protocol::era_of) == Some(Era::Modern) {
         return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")]).into_response();
     }
     let Some(key) = header_str(&headers, "mcp-session-id") else {
         return rpc_error(
             StatusCode::BAD_REQUEST,
             None,
-            ErrorObject::new(
-                code::INVALID_REQUEST,
-                "Bad Request: Mcp-Session-Id header is required",
-            ),
+            ErrorObject::new(code::INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required"),
         );
     };
     let Some(session) = app.sessions.lock().expect("poisoned").remove(key) else {
-        return rpc_error(
-            StatusCode::NOT_FOUND,
-            None,
-            ErrorObject::new(code::INVALID_REQUEST, "Session not found"),
-        );
+        return rpc_error(StatusCode::NOT_FOUND, None, ErrorObject::new(code::INVALID_REQUEST, "Session not found"));
     };
     if let Some(sid) = *session.id.lock().expect("poisoned") {
         app.handle.send(Cmd::CloseSession(sid));
@@ -660,10 +541,7 @@ mod tests {
 
     #[test]
     fn header_sentinel_decodes() {
-        assert_eq!(
-            decode_header_value("=?base64?aMOpbGxv?=").as_deref(),
-            Some("héllo")
-        );
+        assert_eq!(decode_header_value("=?base64?aMOpbGxv?=").as_deref(), Some("héllo"));
         assert_eq!(decode_header_value("echo").as_deref(), Some("echo"));
     }
 }

@@ -80,11 +80,7 @@ enum Command {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).init();
 }
 
 fn load(config: Option<PathBuf>) -> Result<HostConfig, String> {
@@ -97,18 +93,12 @@ fn load(config: Option<PathBuf>) -> Result<HostConfig, String> {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
     let result = rt.block_on(async move {
         match cli.command {
             Command::Serve { config, listen } => {
                 let cfg = load(config)?;
-                let addr = listen
-                    .or(cfg.listen.clone())
-                    .unwrap_or_else(|| "127.0.0.1:8787".into());
+                let addr = listen.or(cfg.listen.clone()).unwrap_or_else(|| "127.0.0.1:8787".into());
                 serve(cfg, &addr).await
             }
             Command::Stdio { config } => {
@@ -132,25 +122,18 @@ fn main() -> std::process::ExitCode {
 fn start(cfg: &HostConfig) -> Result<driver::Handle, String> {
     let gw = Gateway::new(cfg.gateway.clone()).map_err(|e| e.to_string())?;
     let handle = driver::spawn(gw);
-    let names: Vec<String> = cfg
-        .gateway
-        .upstreams
-        .iter()
-        .map(|u| u.name.clone())
-        .collect();
+    let names: Vec<String> = cfg.gateway.upstreams.iter().map(|u| u.name.clone()).collect();
     upstream::spawn_all(&handle, &cfg.transports, &names);
     Ok(handle)
 }
 
 async fn serve(cfg: HostConfig, addr: &str) -> Result<(), String> {
-    let sock: SocketAddr = addr
-        .parse()
-        .map_err(|e| format!("--listen {addr:?}: {e}"))?;
-    let listener = tokio::net::TcpListener::bind(sock)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let sock: SocketAddr = addr.parse().map_err(|e| format!("--listen {addr:?}: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(sock).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     if !sock.ip().is_loopback() {
-        tracing::warn!("listening on {sock}, beyond loopback: anyone who can reach this address can use every upstream");
+        tracing::warn!(
+            "listening on {sock}, beyond loopback: anyone who can reach this address can use every upstream"
+        );
     }
     let handle = start(&cfg)?;
     let app = http::App::new(handle, cfg.allowed_origins.clone(), cfg.max_body_bytes);
@@ -159,18 +142,15 @@ async fn serve(cfg: HostConfig, addr: &str) -> Result<(), String> {
         listener.local_addr().map_err(|e| e.to_string())?,
         cfg.gateway.upstreams.len()
     );
-    axum::serve(listener, http::router(app))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())
+    axum::serve(listener, http::router(app)).with_graceful_shutdown(shutdown_signal()).await.map_err(|e| e.to_string())
 }
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("signal handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
         tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
     }
     #[cfg(not(unix))]

@@ -38,11 +38,7 @@ pub async fn serve(handle: Handle) {
     let mut line = Vec::new();
     loop {
         line.clear();
-        match (&mut input)
-            .take(MAX_LINE + 1)
-            .read_until(b'\n', &mut line)
-            .await
-        {
+        match (&mut input).take(MAX_LINE + 1).read_until(b'\n', &mut line).await {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }

@@ -21,10 +21,7 @@ pub async fn run(h: Handle, u: UpstreamId) {
 
 /// Answer one request as the `edge` server would. Notifications get no answer.
 pub fn handle(m: Message) -> Option<Message> {
-    let Message::Request {
-        id, method, params, ..
-    } = m
-    else {
+    let Message::Request { id, method, params, .. } = m else {
         return None;
     };
     let p = params.unwrap_or(json!({}));
@@ -53,16 +50,14 @@ pub fn handle(m: Message) -> Option<Message> {
                     id,
                     json!({ "content": [{ "type": "text", "text": format!("{name}: {e}") }], "isError": true }),
                 ),
-                None => Message::error(
-                    Some(id),
-                    ErrorObject::new(code::INVALID_PARAMS, format!("Unknown tool: {name}")),
-                ),
+                None => {
+                    Message::error(Some(id), ErrorObject::new(code::INVALID_PARAMS, format!("Unknown tool: {name}")))
+                }
             }
         }
-        other => Message::error(
-            Some(id),
-            ErrorObject::new(code::METHOD_NOT_FOUND, format!("Method not found: {other}")),
-        ),
+        other => {
+            Message::error(Some(id), ErrorObject::new(code::METHOD_NOT_FOUND, format!("Method not found: {other}")))
+        }
     })
 }
 
@@ -99,33 +94,21 @@ fn read(path: &str) -> Result<String, String> {
 }
 
 fn cpu_count() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
 fn system_info() -> Result<Value, String> {
     let cpuinfo = read("/proc/cpuinfo").unwrap_or_default();
     let cpu_model = cpuinfo
         .lines()
-        .find(|l| {
-            l.starts_with("model name") || l.starts_with("Model") || l.starts_with("Hardware")
-        })
+        .find(|l| l.starts_with("model name") || l.starts_with("Model") || l.starts_with("Hardware"))
         .and_then(|l| l.split_once(':'))
         .map(|(_, v)| v.trim().to_string());
-    let os = read("/etc/os-release").ok().and_then(|s| {
-        s.lines().find_map(|l| {
-            l.strip_prefix("PRETTY_NAME=")
-                .map(|v| v.trim_matches('"').to_string())
-        })
-    });
-    let uptime = read("/proc/uptime")?
-        .split_whitespace()
-        .next()
-        .and_then(|v| v.parse::<f64>().ok());
-    let board = fs::read_to_string("/proc/device-tree/model")
+    let os = read("/etc/os-release")
         .ok()
-        .map(|s| s.trim_end_matches('\0').to_string());
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string())));
+    let uptime = read("/proc/uptime")?.split_whitespace().next().and_then(|v| v.parse::<f64>().ok());
+    let board = fs::read_to_string("/proc/device-tree/model").ok().map(|s| s.trim_end_matches('\0').to_string());
     Ok(json!({
         "hostname": read("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).ok(),
         "os": os,
@@ -155,11 +138,7 @@ fn memory() -> Result<Value, String> {
     let mut kb: Map<String, Value> = Map::new();
     for l in s.lines() {
         if let Some((k, v)) = l.split_once(':') {
-            if let Some(n) = v
-                .split_whitespace()
-                .next()
-                .and_then(|n| n.parse::<u64>().ok())
-            {
+            if let Some(n) = v.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()) {
                 kb.insert(k.to_string(), json!(n * 1024));
             }
         }
@@ -176,19 +155,12 @@ fn memory() -> Result<Value, String> {
 fn temperatures() -> Result<Value, String> {
     let mut sensors = Vec::new();
     if let Ok(dir) = fs::read_dir("/sys/class/thermal") {
-        let mut zones: Vec<_> = dir
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.to_string_lossy().contains("thermal_zone"))
-            .collect();
+        let mut zones: Vec<_> =
+            dir.flatten().map(|e| e.path()).filter(|p| p.to_string_lossy().contains("thermal_zone")).collect();
         zones.sort();
         for z in zones {
-            let t = fs::read_to_string(z.join("temp"))
-                .ok()
-                .and_then(|s| s.trim().parse::<f64>().ok());
-            let kind = fs::read_to_string(z.join("type"))
-                .map(|s| s.trim().to_string())
-                .unwrap_or_default();
+            let t = fs::read_to_string(z.join("temp")).ok().and_then(|s| s.trim().parse::<f64>().ok());
+            let kind = fs::read_to_string(z.join("type")).map(|s| s.trim().to_string()).unwrap_or_default();
             if let Some(t) = t {
                 sensors.push(json!({ "source": "thermal", "sensor": kind, "celsius": t / 1000.0 }));
             }
@@ -198,9 +170,7 @@ fn temperatures() -> Result<Value, String> {
         let mut mons: Vec<_> = dir.flatten().map(|e| e.path()).collect();
         mons.sort();
         for m in mons {
-            let chip = fs::read_to_string(m.join("name"))
-                .map(|s| s.trim().to_string())
-                .unwrap_or_default();
+            let chip = fs::read_to_string(m.join("name")).map(|s| s.trim().to_string()).unwrap_or_default();
             let Ok(files) = fs::read_dir(&m) else {
                 continue;
             };
@@ -211,22 +181,17 @@ fn temperatures() -> Result<Value, String> {
                 .collect();
             inputs.sort();
             for i in inputs {
-                let Some(t) = fs::read_to_string(m.join(&i))
-                    .ok()
-                    .and_then(|s| s.trim().parse::<f64>().ok())
-                else {
+                let Some(t) = fs::read_to_string(m.join(&i)).ok().and_then(|s| s.trim().parse::<f64>().ok()) else {
                     continue;
                 };
-                let label = fs::read_to_string(m.join(i.replace("_input", "_label")))
-                    .map(|s| s.trim().to_string())
-                    .ok();
+                let label =
+                    fs::read_to_string(m.join(i.replace("_input", "_label"))).map(|s| s.trim().to_string()).ok();
                 sensors.push(json!({ "source": "hwmon", "sensor": chip, "label": label, "celsius": t / 1000.0 }));
             }
         }
     }
-    let note = sensors
-        .is_empty()
-        .then_some("this device exposes no temperature sensors (common in VMs and containers)");
+    let note =
+        sensors.is_empty().then_some("this device exposes no temperature sensors (common in VMs and containers)");
     Ok(json!({ "sensors": sensors, "note": note }))
 }
 
@@ -237,10 +202,7 @@ fn network() -> Result<Value, String> {
         let Some((name, rest)) = l.split_once(':') else {
             continue;
         };
-        let n: Vec<u64> = rest
-            .split_whitespace()
-            .filter_map(|v| v.parse().ok())
-            .collect();
+        let n: Vec<u64> = rest.split_whitespace().filter_map(|v| v.parse().ok()).collect();
         if n.len() >= 10 {
             ifs.push(json!({
                 "interface": name.trim(), "rxBytes": n[0], "rxPackets": n[1], "txBytes": n[8], "txPackets": n[9],
@@ -260,21 +222,13 @@ mod tests {
         let tools = tool_list();
         for t in tools.as_array().unwrap() {
             let name = t["name"].as_str().unwrap();
-            let m = Message::request(
-                Id::Num(1),
-                "tools/call",
-                json!({"name": name, "arguments": {}}),
-            );
-            let Some(Message::Response { result, .. }) = handle(m) else {
-                panic!("{name}: no response")
-            };
+            let m = Message::request(Id::Num(1), "tools/call", json!({"name": name, "arguments": {}}));
+            let Some(Message::Response { result, .. }) = handle(m) else { panic!("{name}: no response") };
             assert!(result["content"][0]["text"].is_string(), "{name}");
         }
-        let Some(Message::Response { result, .. }) = handle(Message::request(
-            Id::Num(2),
-            "tools/call",
-            json!({"name": "memory"}),
-        )) else {
+        let Some(Message::Response { result, .. }) =
+            handle(Message::request(Id::Num(2), "tools/call", json!({"name": "memory"})))
+        else {
             panic!()
         };
         assert!(result["structuredContent"]["totalBytes"].as_u64().unwrap() > 0);

@@ -40,13 +40,7 @@ struct Link {
     fail: mpsc::Sender<String>,
 }
 
-pub async fn run(
-    h: Handle,
-    u: UpstreamId,
-    name: String,
-    url: String,
-    headers: BTreeMap<String, String>,
-) {
+pub async fn run(h: Handle, u: UpstreamId, name: String, url: String, headers: BTreeMap<String, String>) {
     let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .tcp_nodelay(true)
@@ -113,21 +107,13 @@ async fn reachable(url: &str) -> bool {
         return false;
     };
     let port = u.port_or_known_default().unwrap_or(80);
-    let addr = format!(
-        "{}:{port}",
-        host.trim_start_matches('[').trim_end_matches(']')
-    );
-    matches!(
-        tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr)).await,
-        Ok(Ok(_))
-    )
+    let addr = format!("{}:{port}", host.trim_start_matches('[').trim_end_matches(']'));
+    matches!(tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr)).await, Ok(Ok(_)))
 }
 
 fn era_of_message(m: &Message) -> Option<Era> {
     match m {
-        Message::Request { params, .. } => {
-            protocol::request_version(params.as_ref()).and_then(protocol::era_of)
-        }
+        Message::Request { params, .. } => protocol::request_version(params.as_ref()).and_then(protocol::era_of),
         _ => None,
     }
 }
@@ -147,9 +133,7 @@ pub fn header_value(v: &str) -> String {
 }
 
 fn base64_std(data: &[u8]) -> String {
-    let s = mcp_edge_gateway::cursor::base64url_encode(data)
-        .replace('-', "+")
-        .replace('_', "/");
+    let s = mcp_edge_gateway::cursor::base64url_encode(data).replace('-', "+").replace('_', "/");
     let pad = (4 - s.len() % 4) % 4;
     s + &"=".repeat(pad)
 }
@@ -166,20 +150,10 @@ impl Link {
     fn send(self: Arc<Self>, m: Message) {
         let modern = era_of_message(&m) == Some(Era::Modern);
         // Modern HTTP has no client notifications: cancelling is closing the request's stream.
-        if let Message::Notification {
-            method: meth,
-            params,
-            ..
-        } = &m
-        {
+        if let Message::Notification { method: meth, params, .. } = &m {
             if meth == method::CANCELLED {
-                let id = params
-                    .as_ref()
-                    .and_then(|p| p.get("requestId"))
-                    .and_then(|v| v.as_i64());
-                if let Some(a) =
-                    id.and_then(|id| self.state.lock().expect("poisoned").inflight.remove(&id))
-                {
+                let id = params.as_ref().and_then(|p| p.get("requestId")).and_then(|v| v.as_i64());
+                if let Some(a) = id.and_then(|id| self.state.lock().expect("poisoned").inflight.remove(&id)) {
                     a.abort();
                     return;
                 }
@@ -214,15 +188,10 @@ impl Link {
         }
         if modern {
             if let Message::Request { method, params, .. } = &m {
-                let v =
-                    protocol::request_version(params.as_ref()).unwrap_or(protocol::LATEST_MODERN);
-                req = req
-                    .header("mcp-protocol-version", v)
-                    .header("mcp-method", method.as_str());
+                let v = protocol::request_version(params.as_ref()).unwrap_or(protocol::LATEST_MODERN);
+                req = req.header("mcp-protocol-version", v).header("mcp-method", method.as_str());
                 let name = match method.as_str() {
-                    method::TOOLS_CALL | method::PROMPTS_GET => {
-                        params.as_ref().and_then(|p| p.get("name"))
-                    }
+                    method::TOOLS_CALL | method::PROMPTS_GET => params.as_ref().and_then(|p| p.get("name")),
                     method::RESOURCES_READ => params.as_ref().and_then(|p| p.get("uri")),
                     _ => None,
                 };
@@ -250,10 +219,7 @@ impl Link {
                     self.to_engine(
                         Message::error(
                             Some(id),
-                            ErrorObject::new(
-                                code::INTERNAL_ERROR,
-                                format!("upstream transport error: {e}"),
-                            ),
+                            ErrorObject::new(code::INTERNAL_ERROR, format!("upstream transport error: {e}")),
                         ),
                         None,
                     );
@@ -270,20 +236,11 @@ impl Link {
             return self.fail("session expired (HTTP 404); re-initialising".into());
         }
         if meth == method::INITIALIZE && status.is_success() {
-            if let Some(s) = resp
-                .headers()
-                .get("mcp-session-id")
-                .and_then(|v| v.to_str().ok())
-            {
+            if let Some(s) = resp.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()) {
                 self.state.lock().expect("poisoned").session = Some(s.to_string());
             }
         }
-        let ctype = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        let ctype = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
         if ctype.starts_with("text/event-stream") {
             let mut stream = resp.bytes_stream();
             let mut parser = Parser::default();
@@ -296,21 +253,12 @@ impl Link {
                     if ev.data.trim().is_empty() {
                         continue;
                     }
-                    self.deliver_body(
-                        ev.data.as_bytes(),
-                        gid.as_ref(),
-                        &meth,
-                        gnum,
-                        status.is_success(),
-                    );
+                    self.deliver_body(ev.data.as_bytes(), gid.as_ref(), &meth, gnum, status.is_success());
                 }
             }
         } else {
             let body = resp.bytes().await.unwrap_or_default();
-            if status.as_u16() == 202
-                || status.as_u16() == 204
-                || (body.is_empty() && status.is_success())
-            {
+            if status.as_u16() == 202 || status.as_u16() == 204 || (body.is_empty() && status.is_success()) {
                 if let Some(id) = gid {
                     // A request answered with nothing: the upstream broke the protocol.
                     self.to_engine(
@@ -329,8 +277,7 @@ impl Link {
             }
             if !self.deliver_body(&body, gid.as_ref(), &meth, gnum, status.is_success()) {
                 if let Some(id) = gid {
-                    let snippet =
-                        String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+                    let snippet = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
                     self.to_engine(
                         Message::error(
                             Some(id),
@@ -355,28 +302,15 @@ impl Link {
 
     /// Hand one JSON body (a message) to the engine. Errors without an id (HTTP 400 replies) are
     /// given our request's id so the engine can match them. Returns whether it was a message.
-    fn deliver_body(
-        &self,
-        body: &[u8],
-        gid: Option<&Id>,
-        meth: &str,
-        gnum: Option<i64>,
-        ok: bool,
-    ) -> bool {
+    fn deliver_body(&self, body: &[u8], gid: Option<&Id>, meth: &str, gnum: Option<i64>, ok: bool) -> bool {
         let msg = match Message::parse(body) {
             Ok(m) => m,
             Err(_) => return false,
         };
         let msg = match msg {
-            Message::Error {
-                id: None,
-                error,
-                rest,
-            } if gid.is_some() => Message::Error {
-                id: gid.cloned(),
-                error,
-                rest,
-            },
+            Message::Error { id: None, error, rest } if gid.is_some() => {
+                Message::Error { id: gid.cloned(), error, rest }
+            }
             m => m,
         };
         if !ok && !matches!(msg, Message::Error { .. }) {
@@ -384,15 +318,11 @@ impl Link {
         }
         if meth == method::INITIALIZE {
             if let Message::Response { result, .. } = &msg {
-                let v = result
-                    .get("protocolVersion")
-                    .and_then(|v| v.as_str())
-                    .map(str::to_string);
+                let v = result.get("protocolVersion").and_then(|v| v.as_str()).map(str::to_string);
                 self.state.lock().expect("poisoned").version = v;
             }
         }
-        let is_init_response =
-            meth == method::INITIALIZE && matches!(msg, Message::Response { .. });
+        let is_init_response = meth == method::INITIALIZE && matches!(msg, Message::Response { .. });
         self.to_engine(msg, gnum);
         if is_init_response {
             self.open_get_stream();
@@ -402,14 +332,8 @@ impl Link {
 
     /// Legacy servers may push notifications and requests on a standalone GET stream.
     fn open_get_stream(&self) {
-        let (client, url, headers, h, u, name) = (
-            self.client.clone(),
-            self.url.clone(),
-            self.headers.clone(),
-            self.h.clone(),
-            self.u,
-            self.name.clone(),
-        );
+        let (client, url, headers, h, u, name) =
+            (self.client.clone(), self.url.clone(), self.headers.clone(), self.h.clone(), self.u, self.name.clone());
         let (session, version) = {
             let st = self.state.lock().expect("poisoned");
             (st.session.clone(), st.version.clone())
@@ -420,10 +344,7 @@ impl Link {
             tokio::time::sleep(Duration::from_millis(50)).await;
             let mut backoff = Backoff::new();
             for _ in 0..5 {
-                let mut req = client
-                    .get(&url)
-                    .header("accept", "text/event-stream")
-                    .header("mcp-session-id", &session);
+                let mut req = client.get(&url).header("accept", "text/event-stream").header("mcp-session-id", &session);
                 if let Some(v) = &version {
                     req = req.header("mcp-protocol-version", v);
                 }

@@ -15,12 +15,7 @@ pub fn spawn_all(handle: &Handle, transports: &[Transport], names: &[String]) {
     for (i, t) in transports.iter().enumerate() {
         let (u, h, name) = (UpstreamId(i), handle.clone(), names[i].clone());
         match t.clone() {
-            Transport::Stdio {
-                command,
-                args,
-                env,
-                cwd,
-            } => {
+            Transport::Stdio { command, args, env, cwd } => {
                 tokio::spawn(stdio::run(h, u, name, command, args, env, cwd));
             }
             Transport::Http { url, headers } => {
@@ -55,10 +50,8 @@ impl Backoff {
         let base = 250u64.saturating_mul(1 << self.attempt.min(7)).min(30_000);
         self.attempt += 1;
         // Jitter from the clock's low bits: enough to keep restarts of many children apart.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
         Duration::from_millis(base / 2 + u64::from(nanos) % (base / 2 + 1))
     }
 }

@@ -42,21 +42,13 @@ impl Parser {
                 break;
             }
             let line: Vec<u8> = self.buf[..pos].to_vec();
-            let skip = if self.buf[pos] == b'\r' && self.buf.get(pos + 1) == Some(&b'\n') {
-                2
-            } else {
-                1
-            };
+            let skip = if self.buf[pos] == b'\r' && self.buf.get(pos + 1) == Some(&b'\n') { 2 } else { 1 };
             self.buf.drain(..pos + skip);
             let line = String::from_utf8_lossy(&line).into_owned();
             if line.is_empty() {
                 if self.has_data {
                     out.push(Event {
-                        event: if self.event.is_empty() {
-                            "message".into()
-                        } else {
-                            std::mem::take(&mut self.event)
-                        },
+                        event: if self.event.is_empty() { "message".into() } else { std::mem::take(&mut self.event) },
                         data: std::mem::take(&mut self.data),
                         id: self.id.clone(),
                     });
@@ -70,10 +62,7 @@ impl Parser {
                 continue;
             }
             let (field, value) = match line.find(':') {
-                Some(i) => (
-                    &line[..i],
-                    line[i + 1..].strip_prefix(' ').unwrap_or(&line[i + 1..]),
-                ),
+                Some(i) => (&line[..i], line[i + 1..].strip_prefix(' ').unwrap_or(&line[i + 1..])),
                 None => (line.as_str(), ""),
             };
             match field {
@@ -97,17 +86,9 @@ impl Parser {
 }
 
 /// Run a legacy HTTP+SSE upstream forever, reconnecting with backoff.
-pub async fn run(
-    h: Handle,
-    u: UpstreamId,
-    name: String,
-    url: String,
-    headers: BTreeMap<String, String>,
-) {
-    let client = reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .build()
-        .expect("tls backend");
+pub async fn run(h: Handle, u: UpstreamId, name: String, url: String, headers: BTreeMap<String, String>) {
+    let client =
+        reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(10)).build().expect("tls backend");
     let mut backoff = Backoff::new();
     loop {
         let why = run_once(&h, u, &client, &url, &headers, &mut backoff).await;
@@ -213,14 +194,7 @@ mod tests {
         }
         assert_eq!(all.len(), 3);
         assert_eq!(all[0].data, "");
-        assert_eq!(
-            all[1],
-            Event {
-                event: "message".into(),
-                data: "{\"a\":1}".into(),
-                id: Some("1".into())
-            }
-        );
+        assert_eq!(all[1], Event { event: "message".into(), data: "{\"a\":1}".into(), id: Some("1".into()) });
         assert_eq!(all[2].data, "x\ny");
     }
 }

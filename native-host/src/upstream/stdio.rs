@@ -48,12 +48,7 @@ async fn run_once(
     cwd: Option<&str>,
 ) -> String {
     let mut cmd = Command::new(command);
-    cmd.args(args)
-        .envs(env)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    cmd.args(args).envs(env).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
     if let Some(d) = cwd {
         cmd.current_dir(d);
     }
@@ -83,15 +78,9 @@ async fn run_once(
         let mut line = Vec::with_capacity(4096);
         let why = loop {
             line.clear();
-            match (&mut out)
-                .take(MAX_LINE as u64 + 1)
-                .read_until(b'\n', &mut line)
-                .await
-            {
+            match (&mut out).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut line).await {
                 Ok(0) => break String::new(),
-                Ok(_) if line.len() > MAX_LINE => {
-                    break format!("child wrote a line over {MAX_LINE} bytes")
-                }
+                Ok(_) if line.len() > MAX_LINE => break format!("child wrote a line over {MAX_LINE} bytes"),
                 Ok(_) => {
                     let text = trim_newline(&line);
                     if text.is_empty() {
