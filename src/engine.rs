@@ -85,7 +85,7 @@ enum Pending {
     Catalog(ListKind),
     /// A request of ours whose answer nobody waits for (logging/setLevel fan-out and the like).
     Internal,
-    Client(ClientCall),
+    Client(Box<ClientCall>),
 }
 
 struct ClientCall {
@@ -755,7 +755,7 @@ impl Gateway {
             }
         }
         let msg = Message::request(Id::Num(gid), &call.method, params);
-        self.ups[u.0].pending.insert(gid, Pending::Client(call));
+        self.ups[u.0].pending.insert(gid, Pending::Client(Box::new(call)));
         self.stats.upstream_requests += 1;
         if self.ups[u.0].link == Link::Ready {
             self.send_up(u, msg);
@@ -1042,7 +1042,7 @@ impl Gateway {
             if let Pending::Client(call) = p {
                 self.drop_client_index(u, gid, &call);
                 if let Some(kind) = call.list {
-                    self.list_fallback(now, u, call, kind);
+                    self.list_fallback(now, u, *call, kind);
                 } else if let Some(s) = call.session {
                     let e = err(code::UPSTREAM_UNAVAILABLE, format!("upstream {name:?} became unavailable: {reason}"))
                         .with_data(json!({"upstream": name}));
@@ -1172,7 +1172,7 @@ impl Gateway {
             },
             Pending::Catalog(kind) => self.catalog_page(u, kind, answer),
             Pending::Internal => {}
-            Pending::Client(call) => self.call_answered(now, u, gid, call, answer, rest),
+            Pending::Client(call) => self.call_answered(now, u, gid, *call, answer, rest),
         }
     }
 
@@ -1301,7 +1301,7 @@ impl Gateway {
         call.deadline = now + self.cfg.request_timeout_ms;
         let client_id = call.client_id.clone();
         self.by_client.insert((s, client_id.clone()), (u, gid));
-        self.ups[u.0].pending.insert(gid, Pending::Client(call));
+        self.ups[u.0].pending.insert(gid, Pending::Client(Box::new(call)));
         if requests.is_empty() {
             return self.retry_with_inputs(now, u, gid);
         }
@@ -1407,7 +1407,7 @@ impl Gateway {
         }
         let mut c = call;
         c.sent_params = params;
-        self.dispatch(u, retry, c);
+        self.dispatch(u, retry, *c);
         // Keep the original params (without this round's answers) for a further round.
         if let Some(Pending::Client(c)) = self.ups[u.0].pending.get_mut(&retry) {
             if let Some(o) = c.sent_params.as_object_mut() {
@@ -1669,7 +1669,7 @@ impl Gateway {
                     ),
                 );
                 if let Some(kind) = call.list {
-                    self.list_fallback(now, uid, call, kind);
+                    self.list_fallback(now, uid, *call, kind);
                 } else if let Some(s) = call.session {
                     let name = self.uname(uid).to_string();
                     let e = err(

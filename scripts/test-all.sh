@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Everything a fresh machine needs, then every test. This is the command README and .ci/run use.
+source "$(dirname "$0")/lib.sh"
+start=$(date +%s)
+"$ROOT/scripts/setup.sh"
+"$ROOT/scripts/build.sh"
+"$ROOT/scripts/test-rust.sh"
+"$ROOT/scripts/test-wasm.sh"
+"$ROOT/scripts/test-interop.sh"
+step "all tests passed in $(( $(date +%s) - start )) s"

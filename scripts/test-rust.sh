@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Rust tests: core unit tests, deterministic engine simulations, golden fixtures, native-host unit
+# tests; then formatting and clippy with warnings as errors.
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+step "cargo test --workspace"
+cargo_locked test --workspace
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy"
+cargo_locked clippy --workspace --all-targets -- -D warnings
