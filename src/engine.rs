@@ -913,6 +913,18 @@ impl Gateway {
         }
     }
 
+    /// A legacy upstream's session ended under us (HTTP 404): initialise a new one. Calls in flight
+    /// are kept; the transport re-sends what the expired session refused, and requests arriving
+    /// meanwhile are held until the upstream is ready again.
+    pub fn upstream_session_expired(&mut self, _now: Millis, u: UpstreamId) {
+        let Some(up) = self.ups.get_mut(u.0) else { return };
+        up.pending.retain(|_, p| matches!(p, Pending::Client(_)));
+        up.gathering.clear();
+        let name = self.uname(u).to_string();
+        self.log(LogLevel::Info, format!("upstream {name:?}: session expired, initialising again"));
+        self.send_initialize(u);
+    }
+
     fn send_probe(&mut self, now: Millis, u: UpstreamId, may_fall_back: bool) {
         let name = self.cfg.server_name.clone();
         let version = self.cfg.server_version.clone();

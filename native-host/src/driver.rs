@@ -14,11 +14,16 @@ pub trait ClientSink: Send + Sync {
 }
 
 pub enum Cmd {
-    OpenSession { sink: Arc<dyn ClientSink>, reply: oneshot::Sender<SessionId> },
+    OpenSession {
+        sink: Arc<dyn ClientSink>,
+        reply: oneshot::Sender<SessionId>,
+    },
     CloseSession(SessionId),
     FromClient(SessionId, Message),
     UpstreamUp(UpstreamId, mpsc::UnboundedSender<Message>),
     UpstreamDown(UpstreamId, String),
+    /// A legacy upstream's session expired; the link itself is fine.
+    UpstreamSessionExpired(UpstreamId),
     FromUpstream(UpstreamId, Message, Option<i64>),
     Status(oneshot::Sender<serde_json::Value>),
 }
@@ -86,6 +91,7 @@ async fn run(mut gw: Gateway, mut rx: mpsc::UnboundedReceiver<Cmd>) {
                 links.remove(&u);
                 gw.upstream_disconnected(t, u, &why);
             }
+            Some(Cmd::UpstreamSessionExpired(u)) => gw.upstream_session_expired(t, u),
             Some(Cmd::FromUpstream(u, m, related)) => gw.handle_upstream(t, u, m, related),
             Some(Cmd::Status(reply)) => {
                 let _ = reply.send(gw.status());

@@ -27,6 +27,10 @@ struct LinkState {
     /// In-flight modern requests, so a cancellation can close their stream.
     inflight: HashMap<i64, AbortHandle>,
     get_stream: Option<AbortHandle>,
+    /// Messages the upstream refused because its session had expired; re-sent once the engine has
+    /// initialised a new session.
+    retry: Vec<Message>,
+    reinitializing: bool,
 }
 
 struct Link {
@@ -98,6 +102,13 @@ pub async fn run(h: Handle, u: UpstreamId, name: String, url: String, headers: B
     }
 }
 
+fn gnum_of(id: &Id) -> Option<i64> {
+    match id {
+        Id::Num(n) => Some(*n),
+        Id::Str(_) => None,
+    }
+}
+
 /// Whether a TCP connection to the URL's host and port can be made now.
 async fn reachable(url: &str) -> bool {
     let Ok(u) = reqwest::Url::parse(url) else {
@@ -164,6 +175,21 @@ impl Link {
             _ => None,
         };
         let me = self.clone();
+        if m.method() == Some(method::INITIALIZED) {
+            // Re-send what an expired session refused, after the new session is fully initialised.
+            let retry = {
+                let mut st = self.state.lock().expect("poisoned");
+                st.reinitializing = false;
+                std::mem::take(&mut st.retry)
+            };
+            tokio::spawn(async move {
+                me.clone().post(m, false).await;
+                for r in retry {
+                    me.clone().send(r);
+                }
+            });
+            return;
+        }
         let task = tokio::spawn(async move { me.post(m, modern).await });
         if let (Some(g), true) = (gid, modern) {
             let mut st = self.state.lock().expect("poisoned");
@@ -232,9 +258,27 @@ impl Link {
             Some(Id::Num(n)) => Some(*n),
             _ => None,
         };
-        if status.as_u16() == 404 && had_session && !modern && meth != method::INITIALIZE {
-            return self.fail("session expired (HTTP 404); re-initialising".into());
-        }
+        let resp = if !status.is_success() && had_session && !modern && meth != method::INITIALIZE {
+            // 404 is the spec's "session expired"; some servers (the TypeScript SDK's) answer 400
+            // "No valid session ID" instead. Either way nothing ran: initialise again and re-send.
+            let body = resp.bytes().await.unwrap_or_default();
+            let text = String::from_utf8_lossy(&body).to_ascii_lowercase();
+            if status.as_u16() == 404 || (status.as_u16() == 400 && text.contains("session")) {
+                return self.session_expired(m);
+            }
+            if let Some(id) = gid {
+                if !self.deliver_body(&body, Some(&id), &meth, gnum_of(&id), false) {
+                    let e = ErrorObject::new(
+                        code::INTERNAL_ERROR,
+                        format!("upstream answered HTTP {status}: {}", &text[..text.len().min(200)]),
+                    );
+                    self.to_engine(Message::error(Some(id), e), None);
+                }
+            }
+            return;
+        } else {
+            resp
+        };
         if meth == method::INITIALIZE && status.is_success() {
             if let Some(s) = resp.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()) {
                 self.state.lock().expect("poisoned").session = Some(s.to_string());
@@ -294,6 +338,19 @@ impl Link {
         self.forget(gnum);
     }
 
+    fn session_expired(&self, m: Message) {
+        let first = {
+            let mut st = self.state.lock().expect("poisoned");
+            st.session = None;
+            st.retry.push(m);
+            !std::mem::replace(&mut st.reinitializing, true)
+        };
+        if first {
+            tracing::info!(upstream = %self.name, "session expired; initialising a new one");
+            self.h.send(Cmd::UpstreamSessionExpired(self.u));
+        }
+    }
+
     fn forget(&self, gid: Option<i64>) {
         if let Some(g) = gid {
             self.state.lock().expect("poisoned").inflight.remove(&g);
@@ -339,6 +396,7 @@ impl Link {
             (st.session.clone(), st.version.clone())
         };
         let Some(session) = session else { return };
+        let fail = self.fail.clone();
         let task = tokio::spawn(async move {
             // Give the engine time to send notifications/initialized first.
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -373,6 +431,11 @@ impl Link {
                     Ok(r) if r.status().as_u16() == 405 => return,
                     Ok(r) => {
                         tracing::debug!(upstream = %name, "GET stream refused: HTTP {}", r.status())
+                    }
+                    Err(e) if e.is_connect() => {
+                        // The server is gone: say so now rather than at the next call.
+                        let _ = fail.try_send(format!("cannot reach {url}: {e}"));
+                        return;
                     }
                     Err(e) => tracing::debug!(upstream = %name, "GET stream failed: {e}"),
                 }
