@@ -556,7 +556,7 @@ impl Gateway {
                 };
                 if let Some((u, gid)) = self.by_client.remove(&(s, rid)) {
                     if self.ups[u.0].pending.remove(&gid).is_some() {
-                        let mut p = params.unwrap_or(json!({}));
+                        let mut p = params.filter(Value::is_object).unwrap_or(json!({}));
                         p["requestId"] = Value::from(gid);
                         self.send_up(u, Message::notification(method::CANCELLED, Some(p)));
                     }
@@ -841,6 +841,11 @@ impl Gateway {
 
     /// Rewrite one upstream's page for the client: exposed names and our cursor.
     fn finish_page(&mut self, u: UpstreamId, kind: ListKind, mut result: Value) -> Value {
+        if !result.is_object() {
+            let name = self.uname(u).to_string();
+            self.log(LogLevel::Warn, format!("upstream {name:?} answered {} with a non-object", kind.method()));
+            result = json!({});
+        }
         if let Some(items) = result.get_mut(kind.field()).and_then(Value::as_array_mut) {
             if kind.named() {
                 for item in items.iter_mut() {
@@ -901,6 +906,9 @@ impl Gateway {
 
     /// The link to an upstream is up: the engine probes its era and initialises it.
     pub fn upstream_connected(&mut self, now: Millis, u: UpstreamId) {
+        if u.0 >= self.ups.len() {
+            return;
+        }
         self.started_at.get_or_insert(now);
         let era = self.cfg.upstreams[u.0].era;
         let up = &mut self.ups[u.0];
@@ -982,7 +990,7 @@ impl Gateway {
             // Modern upstreams need the per-request `_meta` the hold skipped.
             let msg = match (era, msg) {
                 (Era::Modern, Message::Request { id, method, params, rest }) => {
-                    let mut p = params.unwrap_or(json!({}));
+                    let mut p = params.filter(Value::is_object).unwrap_or(json!({}));
                     let (caps, info) = self.client_identity_for(u, gid);
                     protocol::stamp_modern_meta(&mut p, protocol::LATEST_MODERN, &caps, &info);
                     Message::Request { id, method, params: Some(p), rest }
@@ -1039,6 +1047,9 @@ impl Gateway {
     /// The link to an upstream went down. Its calls fail with a clear error, its items leave the
     /// aggregate, and everything else keeps working.
     pub fn upstream_disconnected(&mut self, now: Millis, u: UpstreamId, reason: &str) {
+        if u.0 >= self.ups.len() {
+            return;
+        }
         let name = self.uname(u).to_string();
         let was = self.ups[u.0].link;
         let up = &mut self.ups[u.0];
@@ -1341,7 +1352,8 @@ impl Gateway {
     }
 
     fn next_client_req(&mut self, s: SessionId) -> i64 {
-        let sess = self.sessions.get_mut(&s).expect("caller checked");
+        // Unknown sessions cannot receive anything; the id is then never used.
+        let Some(sess) = self.sessions.get_mut(&s) else { return 0 };
         let n = sess.next_req;
         sess.next_req += 1;
         n
@@ -1391,7 +1403,7 @@ impl Gateway {
         let Some(Pending::Client(mut call)) = self.ups[u.0].pending.remove(&gid) else {
             return;
         };
-        let col = call.collect.take().expect("collecting");
+        let Some(col) = call.collect.take() else { return };
         let mut params = call.sent_params.clone();
         params["inputResponses"] = Value::Object(col.responses);
         match col.request_state {
@@ -1442,7 +1454,7 @@ impl Gateway {
                     return;
                 };
                 let related = Some(c.client_id.clone());
-                let mut p = params.unwrap_or(json!({}));
+                let mut p = params.filter(Value::is_object).unwrap_or(json!({}));
                 p["progressToken"] = orig;
                 self.notify_client(s, related, m, Some(p));
             }
@@ -1459,7 +1471,7 @@ impl Gateway {
                 });
                 if let Some((s, sid)) = hit {
                     self.to_client.remove(&(s, sid));
-                    let mut p = params.unwrap_or(json!({}));
+                    let mut p = params.filter(Value::is_object).unwrap_or(json!({}));
                     p["requestId"] = Value::from(sid);
                     self.notify_client(s, None, m, Some(p));
                 }
@@ -1493,7 +1505,7 @@ impl Gateway {
                 }
             }
             method::MESSAGE => {
-                let mut p = params.unwrap_or(json!({}));
+                let mut p = params.filter(Value::is_object).unwrap_or(json!({}));
                 if p.get("logger").is_none() {
                     p["logger"] = Value::from(self.uname(u).to_string());
                 }

@@ -53,6 +53,26 @@ fn garbage_from_an_upstream_never_reaches_clients_or_panics() {
         Message::notification("notifications/progress", Some(json!({"progressToken": "nope"}))),
         Message::notification("notifications/cancelled", Some(json!({"requestId": {"x": 1}}))),
         Message::request(Id::Num(1), "roots/list", json!({})),
+        Message::Notification {
+            method: "notifications/progress".into(),
+            params: Some(json!([1])),
+            rest: Default::default(),
+        },
+        Message::Notification {
+            method: "notifications/message".into(),
+            params: Some(json!(["x"])),
+            rest: Default::default(),
+        },
+        Message::Notification {
+            method: "notifications/cancelled".into(),
+            params: Some(json!([2])),
+            rest: Default::default(),
+        },
+        Message::Notification {
+            method: "notifications/resources/updated".into(),
+            params: Some(json!([])),
+            rest: Default::default(),
+        },
     ] {
         sim.gw.handle_upstream(sim.now, u, m, Some(12345));
         sim.settle();
@@ -60,4 +80,60 @@ fn garbage_from_an_upstream_never_reaches_clients_or_panics() {
     sim.gw.handle_upstream(sim.now, UpstreamId(7), Message::notification("x", None), None);
     assert!(sim.take(s).iter().all(|m| !matches!(m, Message::Response { .. })));
     sim.call(s, Id::Num(1), "tools/call", json!({"name": "a__echo"})).unwrap();
+}
+
+#[test]
+fn odd_shapes_from_clients_and_upstreams_never_panic() {
+    let mut sim = Sim::with(vec![("a", FakeServer::legacy(&["slow", "echo"]))]);
+    let s = sim.legacy_client(json!({}));
+    sim.send(s, Message::request(Id::Num(1), "tools/call", json!({"name": "a__slow"})));
+    sim.send(
+        s,
+        Message::Notification {
+            method: "notifications/cancelled".into(),
+            params: Some(json!([1])),
+            rest: Default::default(),
+        },
+    );
+    sim.send(
+        s,
+        Message::Request {
+            id: Id::Num(2),
+            method: "tools/list".into(),
+            params: Some(json!([1])),
+            rest: Default::default(),
+        },
+    );
+    sim.gw.upstream_connected(0, UpstreamId(99));
+    sim.gw.upstream_disconnected(0, UpstreamId(99), "nope");
+    sim.call(s, Id::Num(9), "tools/call", json!({"name": "a__echo"})).unwrap();
+}
+
+#[test]
+fn a_non_object_list_result_becomes_an_empty_page() {
+    let mut sim = Sim::with(vec![("a", FakeServer::legacy(&["slow"]))]);
+    let s = sim.legacy_client(json!({}));
+    sim.servers[0].tools.clear();
+    // Take the link off the fake server and answer the page by hand.
+    sim.connected[0] = false;
+    for (i, bad) in
+        [json!(5), json!("x"), json!([1, 2]), json!({"tools": "nope", "nextCursor": 3})].into_iter().enumerate()
+    {
+        let before = sim.gw.stats().upstream_requests;
+        sim.send(s, Message::request(Id::Num(i as i64), "tools/list", json!({})));
+        assert_eq!(sim.gw.stats().upstream_requests, before + 1);
+        let gid = sim.gw.status()["upstreams"][0]["inFlight"].as_u64().unwrap();
+        assert_eq!(gid, 1);
+        // Our request ids are sequential per upstream; find the one in flight by trying recent ids.
+        for cand in (1..200).rev() {
+            sim.gw.handle_upstream(sim.now, UpstreamId(0), Message::response(Id::Num(cand), bad.clone()), None);
+            if sim.gw.status()["upstreams"][0]["inFlight"] == 0 {
+                break;
+            }
+        }
+        sim.settle();
+        let got = sim.take(s);
+        let Some(Message::Response { result, .. }) = got.last() else { panic!("{got:?}") };
+        assert!(result["tools"].is_array(), "{result}");
+    }
 }
