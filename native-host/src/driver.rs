@@ -71,7 +71,9 @@ async fn run(mut gw: Gateway, mut rx: mpsc::UnboundedReceiver<Cmd>) {
             _ = sleep_until(deadline) => None,
         };
         let t = now();
-        match cmd {
+        // The engine is written not to panic on any input. Should it anyway, one bad message must
+        // not take the gateway down for every client: log it and carry on.
+        let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match cmd {
             None => gw.handle_timeout(t),
             Some(Cmd::OpenSession { sink, reply }) => {
                 let s = gw.open_session(t);
@@ -96,6 +98,9 @@ async fn run(mut gw: Gateway, mut rx: mpsc::UnboundedReceiver<Cmd>) {
             Some(Cmd::Status(reply)) => {
                 let _ = reply.send(gw.status());
             }
+        }));
+        if step.is_err() {
+            tracing::error!("internal error: the engine panicked handling a message; continuing");
         }
         while let Some(o) = gw.poll_output() {
             match o {

@@ -31,6 +31,12 @@ struct LinkState {
     /// initialised a new session.
     retry: Vec<Message>,
     reinitializing: bool,
+    /// The era this link settled on: modern after a `server/discover` result, legacy after an
+    /// `initialize` result. A modern client's request to a legacy upstream still carries modern
+    /// `_meta`, so the message alone cannot decide the headers.
+    era: Option<Era>,
+    /// The link itself, for tasks started from `&self` methods.
+    me: Option<std::sync::Weak<Link>>,
 }
 
 struct Link {
@@ -74,6 +80,7 @@ pub async fn run(h: Handle, u: UpstreamId, name: String, url: String, headers: B
             state: Mutex::new(LinkState::default()),
             fail: fail_tx,
         });
+        link.state.lock().expect("poisoned").me = Some(Arc::downgrade(&link));
         h.send(Cmd::UpstreamUp(u, tx));
         let up_since = tokio::time::Instant::now();
         let why = loop {
@@ -159,7 +166,12 @@ impl Link {
     }
 
     fn send(self: Arc<Self>, m: Message) {
-        let modern = era_of_message(&m) == Some(Era::Modern);
+        let modern = match (m.method(), self.state.lock().expect("poisoned").era) {
+            (Some(method::DISCOVER), _) => true,
+            (Some(method::INITIALIZE), _) => false,
+            (_, Some(era)) => era == Era::Modern,
+            (_, None) => era_of_message(&m) == Some(Era::Modern),
+        };
         // Modern HTTP has no client notifications: cancelling is closing the request's stream.
         if let Message::Notification { method: meth, params, .. } = &m {
             if meth == method::CANCELLED {
@@ -373,22 +385,29 @@ impl Link {
         if !ok && !matches!(msg, Message::Error { .. }) {
             return false;
         }
-        if meth == method::INITIALIZE {
-            if let Message::Response { result, .. } = &msg {
+        if let Message::Response { result, .. } = &msg {
+            if meth == method::INITIALIZE {
                 let v = result.get("protocolVersion").and_then(|v| v.as_str()).map(str::to_string);
-                self.state.lock().expect("poisoned").version = v;
+                let mut st = self.state.lock().expect("poisoned");
+                st.version = v;
+                st.era = Some(Era::Legacy);
+            } else if meth == method::DISCOVER && result.get("supportedVersions").is_some() {
+                self.state.lock().expect("poisoned").era = Some(Era::Modern);
             }
         }
         let is_init_response = meth == method::INITIALIZE && matches!(msg, Message::Response { .. });
         self.to_engine(msg, gnum);
         if is_init_response {
-            self.open_get_stream();
+            let me = self.state.lock().expect("poisoned").me.clone();
+            if let Some(me) = me.and_then(|w| w.upgrade()) {
+                me.open_get_stream();
+            }
         }
         true
     }
 
     /// Legacy servers may push notifications and requests on a standalone GET stream.
-    fn open_get_stream(&self) {
+    fn open_get_stream(self: Arc<Self>) {
         let (client, url, headers, h, u, name) =
             (self.client.clone(), self.url.clone(), self.headers.clone(), self.h.clone(), self.u, self.name.clone());
         let (session, version) = {
@@ -397,6 +416,7 @@ impl Link {
         };
         let Some(session) = session else { return };
         let fail = self.fail.clone();
+        let link = self.clone();
         let task = tokio::spawn(async move {
             // Give the engine time to send notifications/initialized first.
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -429,6 +449,22 @@ impl Link {
                         }
                     }
                     Ok(r) if r.status().as_u16() == 405 => return,
+                    Ok(r) if matches!(r.status().as_u16(), 400 | 404) => {
+                        // The server forgot our session (it restarted): start a new one now.
+                        let expired = {
+                            let mut st = link.state.lock().expect("poisoned");
+                            let same = st.session.as_deref() == Some(session.as_str());
+                            if same {
+                                st.session = None;
+                            }
+                            same && !std::mem::replace(&mut st.reinitializing, true)
+                        };
+                        if expired {
+                            tracing::info!(upstream = %name, "session expired; initialising a new one");
+                            h.send(Cmd::UpstreamSessionExpired(u));
+                        }
+                        return;
+                    }
                     Ok(r) => {
                         tracing::debug!(upstream = %name, "GET stream refused: HTTP {}", r.status())
                     }
