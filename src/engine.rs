@@ -70,8 +70,12 @@ struct Upstream {
     server_info: Value,
     next_id: i64,
     pending: HashMap<i64, Pending>,
-    /// Requests held while the link is being established.
-    held: Vec<(i64, Message)>,
+    /// Client calls waiting to be sent (the link is not ready, or an interactive call of another
+    /// client is in flight); see [`Gateway::release`].
+    queued: usize,
+    /// Calls (method and name) seen to make this upstream ask its client something over a link that
+    /// cannot say which call asked (stdio). Such calls from different clients go one at a time.
+    interactive: HashSet<String>,
     probe_deadline: Option<Millis>,
     ever_ready: bool,
     /// Pages gathered so far by an internal catalogue refresh, per kind.
@@ -103,6 +107,25 @@ struct ClientCall {
     collect: Option<Collect>,
     /// Whether the client speaks the modern era (decides how results and input requests look).
     modern_client: bool,
+    /// Not sent upstream yet.
+    queued: bool,
+    /// Members added to `sent_params` for the next send only (a retry's `inputResponses` and
+    /// `requestState`).
+    round: Map<String, Value>,
+}
+
+impl ClientCall {
+    /// What identifies the call for interactivity: method and tool/prompt name or URI.
+    fn key(&self) -> String {
+        let p = &self.sent_params;
+        let name = p.get("name").or_else(|| p.get("uri")).and_then(Value::as_str).unwrap_or_default();
+        format!("{} {name}", self.method)
+    }
+
+    /// Sent upstream, answering nobody's input, on behalf of a client.
+    fn in_flight(&self) -> bool {
+        !self.queued && self.collect.is_none() && self.session.is_some()
+    }
 }
 
 struct Collect {
@@ -185,7 +208,8 @@ impl Gateway {
                 server_info: Value::Null,
                 next_id: 1,
                 pending: HashMap::new(),
-                held: Vec::new(),
+                queued: 0,
+                interactive: HashSet::new(),
                 probe_deadline: None,
                 ever_ready: false,
                 gathering: HashMap::new(),
@@ -218,6 +242,10 @@ impl Gateway {
 
     /// The next output to perform, in order.
     pub fn poll_output(&mut self) -> Option<Output> {
+        // Calls that waited for another client's interactive call may go now that things changed.
+        if self.out.is_empty() && self.ups.iter().any(|u| u.queued > 0) {
+            self.release_all();
+        }
         self.out.pop_front()
     }
 
@@ -327,13 +355,13 @@ impl Gateway {
     /// End a session: its in-flight upstream requests are cancelled (parked multi-round-trip calls
     /// survive; they belong to no session), and requests it was asked to answer fail upstream.
     pub fn close_session(&mut self, _now: Millis, s: SessionId) {
-        if self.sessions.remove(&s).is_none() {
-            return;
-        }
+        let Some(closed) = self.sessions.remove(&s) else { return };
         let mine: Vec<_> = self.by_client.keys().filter(|(x, _)| *x == s).cloned().collect();
         for key in mine {
             if let Some((u, gid)) = self.by_client.remove(&key) {
-                if self.ups[u.0].pending.remove(&gid).is_some() {
+                // A call gathering its client's answers has no request upstream to cancel.
+                if matches!(self.ups[u.0].pending.remove(&gid), Some(Pending::Client(c)) if c.collect.is_none() && !c.queued)
+                {
                     self.send_up(
                         u,
                         Message::notification(
@@ -343,6 +371,9 @@ impl Gateway {
                     );
                 }
             }
+        }
+        if closed.legacy_initialized && closed.capabilities.get("roots").is_some() {
+            self.roots_changed();
         }
         let asked: Vec<_> = self.to_client.keys().filter(|(x, _)| *x == s).cloned().collect();
         for key in asked {
@@ -549,27 +580,36 @@ impl Gateway {
 
     fn client_notification(&mut self, s: SessionId, m: &str, params: Option<Value>) {
         match m {
-            method::INITIALIZED => {}
+            method::INITIALIZED => {
+                // Shared legacy upstreams may have asked an earlier client for its roots.
+                if self.sessions.get(&s).is_some_and(|x| x.capabilities.get("roots").is_some()) {
+                    self.roots_changed();
+                }
+            }
             method::CANCELLED => {
                 let Some(rid) = params.as_ref().and_then(|p| p.get("requestId")).and_then(id_of) else {
                     return;
                 };
                 if let Some((u, gid)) = self.by_client.remove(&(s, rid)) {
-                    if self.ups[u.0].pending.remove(&gid).is_some() {
+                    if matches!(self.ups[u.0].pending.remove(&gid), Some(Pending::Client(c)) if c.collect.is_none() && !c.queued)
+                    {
                         let mut p = params.filter(Value::is_object).unwrap_or(json!({}));
                         p["requestId"] = Value::from(gid);
                         self.send_up(u, Message::notification(method::CANCELLED, Some(p)));
                     }
                 }
             }
-            method::ROOTS_LIST_CHANGED => {
-                for u in 0..self.ups.len() {
-                    if self.ups[u].link == Link::Ready && self.ups[u].era == Era::Legacy {
-                        self.send_up(UpstreamId(u), Message::notification(m, params.clone()));
-                    }
-                }
-            }
+            method::ROOTS_LIST_CHANGED => self.roots_changed(),
             _ => self.log(LogLevel::Debug, format!("ignoring client notification {m}")),
+        }
+    }
+
+    /// Tell legacy upstreams that roots may have changed, so they ask again.
+    fn roots_changed(&mut self) {
+        for u in 0..self.ups.len() {
+            if self.ups[u].link == Link::Ready && self.ups[u].era == Era::Legacy {
+                self.send_up(UpstreamId(u), Message::notification(method::ROOTS_LIST_CHANGED, None));
+            }
         }
     }
 
@@ -738,30 +778,74 @@ impl Gateway {
             list,
             collect: None,
             modern_client: modern,
+            queued: false,
+            round: Map::new(),
         };
         self.by_client.insert((s, id), (u, gid));
         self.dispatch(u, gid, call);
     }
 
-    fn dispatch(&mut self, u: UpstreamId, gid: i64, call: ClientCall) {
-        let mut params = call.sent_params.clone();
-        if self.ups[u.0].era == Era::Modern || self.ups[u.0].link != Link::Ready {
-            // Stamped now for modern upstreams; if the link is not ready yet the stamp is redone on flush.
-            if let Some(s) = call.session.and_then(|s| self.sessions.get(&s)) {
-                let (caps, info) = (s.capabilities.clone(), s.client_info.clone());
-                if self.ups[u.0].era == Era::Modern {
-                    protocol::stamp_modern_meta(&mut params, protocol::LATEST_MODERN, &caps, &info);
+    fn dispatch(&mut self, u: UpstreamId, gid: i64, mut call: ClientCall) {
+        call.queued = true;
+        self.ups[u.0].pending.insert(gid, Pending::Client(Box::new(call)));
+        self.ups[u.0].queued += 1;
+        self.stats.upstream_requests += 1;
+        self.release(u);
+    }
+
+    /// Send the queued calls of `u` that may go now, oldest first. A call may go when the link is
+    /// ready and, if it is interactive, no other client's interactive call is in flight there.
+    fn release(&mut self, u: UpstreamId) {
+        let up = &self.ups[u.0];
+        if up.queued == 0 || up.link != Link::Ready {
+            return;
+        }
+        let mut waiting: Vec<i64> =
+            up.pending.iter().filter_map(|(g, p)| matches!(p, Pending::Client(c) if c.queued).then_some(*g)).collect();
+        waiting.sort_unstable();
+        for gid in waiting {
+            let up = &self.ups[u.0];
+            let Some(Pending::Client(call)) = up.pending.get(&gid) else { continue };
+            if up.interactive.contains(&call.key()) {
+                let busy = up.pending.values().any(|p| {
+                    matches!(p, Pending::Client(c) if c.in_flight() && c.session != call.session && up.interactive.contains(&c.key()))
+                });
+                if busy {
+                    continue;
                 }
             }
-        }
-        let msg = Message::request(Id::Num(gid), &call.method, params);
-        self.ups[u.0].pending.insert(gid, Pending::Client(Box::new(call)));
-        self.stats.upstream_requests += 1;
-        if self.ups[u.0].link == Link::Ready {
+            let mut params = call.sent_params.clone();
+            if up.era == Era::Modern {
+                let (caps, info) = match call.session.and_then(|s| self.sessions.get(&s)) {
+                    Some(s) => (s.capabilities.clone(), s.client_info.clone()),
+                    None => (protocol::gateway_client_capabilities(), self.client_info()),
+                };
+                protocol::stamp_modern_meta(&mut params, protocol::LATEST_MODERN, &caps, &info);
+            }
+            if let Some(o) = params.as_object_mut() {
+                for (k, v) in &call.round {
+                    o.insert(k.clone(), v.clone());
+                }
+            }
+            let msg = Message::request(Id::Num(gid), &call.method, params);
+            if let Some(Pending::Client(c)) = self.ups[u.0].pending.get_mut(&gid) {
+                c.queued = false;
+                c.round.clear();
+            }
             self.send_up(u, msg);
-        } else {
-            self.ups[u.0].held.push((gid, msg));
         }
+        let still = self.ups[u.0].pending.values().filter(|p| matches!(p, Pending::Client(c) if c.queued)).count();
+        self.ups[u.0].queued = still;
+    }
+
+    fn release_all(&mut self) {
+        for u in 0..self.ups.len() {
+            self.release(UpstreamId(u));
+        }
+    }
+
+    fn client_info(&self) -> Value {
+        json!({"name": self.cfg.server_name, "version": self.cfg.server_version})
     }
 
     fn send_up(&mut self, u: UpstreamId, message: Message) {
@@ -976,7 +1060,6 @@ impl Gateway {
         up.ever_ready = true;
         up.probe_deadline = None;
         let era = up.era;
-        let held = std::mem::take(&mut up.held);
         let name = self.uname(u).to_string();
         self.log(
             LogLevel::Info,
@@ -986,19 +1069,7 @@ impl Gateway {
                 self.ups[u.0].version
             ),
         );
-        for (gid, msg) in held {
-            // Modern upstreams need the per-request `_meta` the hold skipped.
-            let msg = match (era, msg) {
-                (Era::Modern, Message::Request { id, method, params, rest }) => {
-                    let mut p = params.filter(Value::is_object).unwrap_or(json!({}));
-                    let (caps, info) = self.client_identity_for(u, gid);
-                    protocol::stamp_modern_meta(&mut p, protocol::LATEST_MODERN, &caps, &info);
-                    Message::Request { id, method, params: Some(p), rest }
-                }
-                (_, m) => m,
-            };
-            self.send_up(u, msg);
-        }
+        self.release(u);
         for kind in ListKind::ALL {
             if self.ups[u.0].capabilities.get(kind.capability()).is_some() {
                 self.refresh_catalog(u, kind, None);
@@ -1007,18 +1078,6 @@ impl Gateway {
         if self.ups.iter().all(|x| x.ever_ready || matches!(x.link, Link::Down)) {
             self.replay_deferred(now);
         }
-    }
-
-    fn client_identity_for(&self, u: UpstreamId, gid: i64) -> (Value, Value) {
-        if let Some(Pending::Client(c)) = self.ups[u.0].pending.get(&gid) {
-            if let Some(s) = c.session.and_then(|s| self.sessions.get(&s)) {
-                return (s.capabilities.clone(), s.client_info.clone());
-            }
-        }
-        (
-            protocol::gateway_client_capabilities(),
-            json!({"name": self.cfg.server_name, "version": self.cfg.server_version}),
-        )
     }
 
     fn refresh_catalog(&mut self, u: UpstreamId, kind: ListKind, cursor: Option<String>) {
@@ -1056,7 +1115,7 @@ impl Gateway {
         up.link = Link::Down;
         up.probe_deadline = None;
         up.gathering.clear();
-        up.held.clear();
+        up.queued = 0;
         let pending: Vec<(i64, Pending)> = up.pending.drain().collect();
         if was != Link::Down {
             self.log(LogLevel::Warn, format!("upstream {name:?} is down: {reason}"));
@@ -1279,7 +1338,8 @@ impl Gateway {
                     if r.get("resultType").is_none() {
                         r["resultType"] = json!("complete");
                     }
-                    if call.list.is_some() && r.get("ttlMs").is_none() {
+                    let cacheable = call.list.is_some() || call.method == method::RESOURCES_READ;
+                    if cacheable && !protocol::is_input_required(&r) && r.get("ttlMs").is_none() {
                         r["ttlMs"] = json!(0);
                         r["cacheScope"] = json!("private");
                     }
@@ -1331,7 +1391,7 @@ impl Gateway {
         for (key, req) in requests {
             let m = req.get("method").and_then(Value::as_str).unwrap_or_default().to_string();
             let params = req.get("params").cloned();
-            if !self.client_can(s, &m) {
+            if !self.client_can(s, &m, params.as_ref()) {
                 // The client cannot answer this kind of question: the call fails clearly.
                 if let Some(Pending::Client(c)) = self.ups[u.0].pending.remove(&gid) {
                     self.drop_client_index(u, gid, &c);
@@ -1359,10 +1419,8 @@ impl Gateway {
         n
     }
 
-    fn client_can(&self, s: SessionId, m: &str) -> bool {
-        let Some(sess) = self.sessions.get(&s) else { return false };
-        let cap = capability_for(m);
-        cap.is_empty() || sess.capabilities.get(cap).is_some()
+    fn client_can(&self, s: SessionId, m: &str, params: Option<&Value>) -> bool {
+        self.sessions.get(&s).is_some_and(|x| caps_allow(Some(&x.capabilities), m, params))
     }
 
     fn input_answered(
@@ -1404,41 +1462,24 @@ impl Gateway {
             return;
         };
         let Some(col) = call.collect.take() else { return };
-        let mut params = call.sent_params.clone();
-        params["inputResponses"] = Value::Object(col.responses);
-        match col.request_state {
-            Some(st) => params["requestState"] = st,
-            None => {
-                if let Some(o) = params.as_object_mut() {
-                    o.remove("requestState");
-                }
-            }
+        // This round's answers ride along once; `sent_params` stays the original request so a
+        // further round starts from it again.
+        call.round.insert("inputResponses".into(), Value::Object(col.responses));
+        if let Some(st) = col.request_state {
+            call.round.insert("requestState".into(), st);
         }
         let retry = self.ups[u.0].next_id;
         self.ups[u.0].next_id += 1;
         if call.client_progress.is_some() {
-            params["_meta"]["progressToken"] = Value::from(retry);
+            if let Some(m) = call.sent_params.get_mut("_meta").and_then(Value::as_object_mut) {
+                m.insert("progressToken".into(), Value::from(retry));
+            }
         }
-        let mut sent = params.clone();
-        if let Some(o) = sent.as_object_mut() {
-            o.remove("inputResponses");
-            o.remove("requestState");
-        }
-        call.sent_params = sent;
         call.deadline = now + self.cfg.request_timeout_ms;
         if let Some(s) = call.session {
             self.by_client.insert((s, call.client_id.clone()), (u, retry));
         }
-        let mut c = call;
-        c.sent_params = params;
-        self.dispatch(u, retry, *c);
-        // Keep the original params (without this round's answers) for a further round.
-        if let Some(Pending::Client(c)) = self.ups[u.0].pending.get_mut(&retry) {
-            if let Some(o) = c.sent_params.as_object_mut() {
-                o.remove("inputResponses");
-                o.remove("requestState");
-            }
-        }
+        self.dispatch(u, retry, *call);
     }
 
     fn upstream_notification(&mut self, u: UpstreamId, m: &str, params: Option<Value>) {
@@ -1528,49 +1569,91 @@ impl Gateway {
         if m == method::PING {
             return self.send_up(u, Message::response(id, json!({})));
         }
-        // Which client: the one whose request carried it (HTTP), else the newest call in flight on
-        // this upstream, else the most recently active legacy session that can answer.
+        // Which client. Over HTTP the request comes on the stream of the call that caused it
+        // (`related`). Over stdio nothing links the two: it goes to the one session with calls in
+        // flight on this upstream. If calls of several sessions are in flight, asking any of them
+        // could show one user's prompt to another, so the upstream gets an error instead. With no
+        // call in flight (roots after list_changed), the only session that declared the capability
+        // is asked; with none or several, roots are empty and anything else is refused.
         let pending = &self.ups[u.0].pending;
-        let call_gid = related
-            .filter(|g| matches!(pending.get(g), Some(Pending::Client(c)) if c.session.is_some()))
-            .or_else(|| {
-                pending
+        let related = related.filter(|g| matches!(pending.get(g), Some(Pending::Client(c)) if c.session.is_some()));
+        let call_gid = match related {
+            Some(g) => Some(g),
+            None => {
+                // Calls known to ask first (later calls of theirs from other clients wait, so at
+                // most one client has such calls in flight), else every call in flight.
+                let up = &self.ups[u.0];
+                let calls: Vec<(i64, SessionId, bool)> = up
+                    .pending
                     .iter()
                     .filter_map(|(g, p)| match p {
-                        Pending::Client(c) if c.session.is_some() && c.list.is_none() => Some(*g),
+                        Pending::Client(c) if c.in_flight() && c.list.is_none() => {
+                            c.session.map(|s| (*g, s, up.interactive.contains(&c.key())))
+                        }
                         _ => None,
                     })
-                    .max()
-            });
-        let target = match call_gid {
-            Some(g) => match &self.ups[u.0].pending[&g] {
-                Pending::Client(c) => {
-                    Some((c.session.expect("filtered"), Some(g), c.modern_client, c.client_id.clone()))
+                    .collect();
+                let known: Vec<(i64, SessionId, bool)> = calls.iter().copied().filter(|c| c.2).collect();
+                let candidates = if known.is_empty() { calls } else { known };
+                let owners: HashSet<SessionId> = candidates.iter().map(|c| c.1).collect();
+                // Learn: every call that may have asked is interactive from now on.
+                let keys: Vec<String> = candidates
+                    .iter()
+                    .filter_map(|c| match up.pending.get(&c.0) {
+                        Some(Pending::Client(call)) => Some(call.key()),
+                        _ => None,
+                    })
+                    .collect();
+                self.ups[u.0].interactive.extend(keys);
+                if owners.len() > 1 {
+                    let name = self.uname(u).to_string();
+                    self.log(
+                        LogLevel::Warn,
+                        format!(
+                            "upstream {name:?} sent {m} while calls of {} clients were in flight; refused because it cannot be attributed (such calls now go one client at a time)",
+                            owners.len()
+                        ),
+                    );
+                    let e = err(
+                        code::INTERNAL_ERROR,
+                        format!("{m} cannot be attributed to one client: calls of several clients are in flight on this link"),
+                    );
+                    return self.send_up(u, Message::error(Some(id), e));
                 }
+                candidates.iter().map(|c| c.0).max()
+            }
+        };
+        let target = match call_gid {
+            Some(g) => match self.ups[u.0].pending.get(&g) {
+                Some(Pending::Client(c)) => c.session.map(|s| (s, Some(g), c.modern_client, c.client_id.clone())),
                 _ => None,
             },
-            None => self
-                .sessions
-                .iter()
-                .filter(|(_, x)| x.legacy_initialized)
-                .max_by_key(|(k, x)| (x.last_active, **k))
-                .map(|(k, _)| (*k, None, false, Id::Num(0))),
+            None => {
+                let able: Vec<SessionId> = self
+                    .sessions
+                    .iter()
+                    .filter(|(k, x)| x.legacy_initialized && self.client_can(**k, &m, params.as_ref()))
+                    .map(|(k, _)| *k)
+                    .collect();
+                (able.len() == 1).then(|| (able[0], None, false, Id::Num(0)))
+            }
         };
         let Some((s, gid, modern, client_id)) = target else {
             if m == method::ROOTS_LIST {
-                // Nobody to ask: no client means no roots.
+                // No one (or several) to ask: empty roots leak nothing.
                 return self.send_up(u, Message::response(id, json!({"roots": []})));
             }
-            let e = err(code::METHOD_NOT_FOUND, format!("no client is connected that could answer {m}"));
+            let e = err(code::METHOD_NOT_FOUND, format!("no single connected client could answer {m}"));
             return self.send_up(u, Message::error(Some(id), e));
         };
         let can = match gid.and_then(|g| self.ups[u.0].pending.get(&g)) {
             // A modern client declares its capabilities on each request, not in a session.
-            Some(Pending::Client(c)) if modern => {
-                let caps = c.sent_params.pointer("/_meta").and_then(|m| m.get(meta::CLIENT_CAPABILITIES));
-                capability_for(&m).is_empty() || caps.and_then(|c| c.get(capability_for(&m))).is_some()
-            }
-            _ => self.client_can(s, &m),
+            Some(Pending::Client(c)) if modern => caps_allow(
+                c.sent_params.pointer("/_meta").and_then(|m| m.get(meta::CLIENT_CAPABILITIES)),
+                &m,
+                params.as_ref(),
+            ),
+            _ => self.client_can(s, &m, params.as_ref()),
         };
         if !can {
             let e = err(code::METHOD_NOT_FOUND, format!("the client did not declare support for {m}"));
@@ -1685,13 +1768,15 @@ impl Gateway {
                 };
                 self.stats.timeouts += 1;
                 self.drop_client_index(uid, gid, &call);
-                self.send_up(
-                    uid,
-                    Message::notification(
-                        method::CANCELLED,
-                        Some(json!({"requestId": gid, "reason": "timed out at the gateway"})),
-                    ),
-                );
+                if !call.queued && call.collect.is_none() {
+                    self.send_up(
+                        uid,
+                        Message::notification(
+                            method::CANCELLED,
+                            Some(json!({"requestId": gid, "reason": "timed out at the gateway"})),
+                        ),
+                    );
+                }
                 if let Some(kind) = call.list {
                     self.list_fallback(now, uid, *call, kind);
                 } else if let Some(s) = call.session {
@@ -1727,6 +1812,20 @@ impl Gateway {
         }
         self.routed_request(now, s, id, m, params, modern)
     }
+}
+
+/// Whether declared client capabilities cover a server-to-client request (URL-mode elicitation
+/// needs `elicitation.url`; form mode is what a bare `elicitation: {}` means).
+fn caps_allow(caps: Option<&Value>, m: &str, params: Option<&Value>) -> bool {
+    let cap = capability_for(m);
+    if cap.is_empty() {
+        return true;
+    }
+    let Some(c) = caps.and_then(|c| c.get(cap)) else { return false };
+    if m == method::ELICIT && params.and_then(|p| p.get("mode")).and_then(Value::as_str) == Some("url") {
+        return c.get("url").is_some();
+    }
+    true
 }
 
 /// The client capability a server-to-client request needs ("" when none).

@@ -77,6 +77,15 @@ impl FakeServer {
                     json!({"content": [{"type": "text", "text": format!("answer: {result}")}]}),
                 )]
             }
+            Message::Error { id: Some(Id::Num(n)), error, .. } => {
+                // Our elicitation was refused: the waiting call fails as a tool error.
+                let Some(pos) = self.waiting.iter().position(|(x, _)| *x == n) else { return vec![] };
+                let (_, call) = self.waiting.remove(pos);
+                vec![Message::response(
+                    call,
+                    json!({"content": [{"type": "text", "text": error.message}], "isError": true}),
+                )]
+            }
             _ => vec![],
         }
     }

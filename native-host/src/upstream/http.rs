@@ -182,6 +182,10 @@ impl Link {
                 }
             }
         }
+        if modern && !m.is_request() {
+            // Modern HTTP carries no client notifications (cancelling closes the stream, done above).
+            return;
+        }
         let gid = match &m {
             Message::Request { id: Id::Num(n), .. } => Some(*n),
             _ => None,

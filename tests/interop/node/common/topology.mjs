@@ -1,0 +1,177 @@
+// Starts the interop topology on free ports and tears it down:
+//   upstream `everything` = server-everything over stdio (legacy era, launched by the gateway),
+//   upstream `modern`     = the Python modern (2026-07-28) server over Streamable HTTP,
+//   the gateway           = target/debug/mcp-edge-gateway serve, in front of both.
+// Every process started here is killed by PID in stop(). The gateway's stderr goes to a temp file,
+// printed by dumpLogs() (call it when a test fails).
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startWireProxy } from './wire-proxy.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const INTEROP_DIR = path.resolve(here, '..', '..');
+export const REPO_DIR = path.resolve(INTEROP_DIR, '..', '..');
+export const GATEWAY_BIN = process.env.MCP_EDGE_GATEWAY_BIN ?? path.join(REPO_DIR, 'target', 'debug', 'mcp-edge-gateway');
+export const PYTHON = path.join(INTEROP_DIR, '.venv', 'bin', 'python');
+export const MODERN_SERVER = path.join(INTEROP_DIR, 'servers', 'modern_server.py');
+export const EVERYTHING_JS = path.join(INTEROP_DIR, 'node_modules', '@modelcontextprotocol', 'server-everything', 'dist', 'index.js');
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function waitForLine(child, stream, re, timeoutMs, what) {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => { cleanup(); reject(new Error(`${what}: no line matching ${re} within ${timeoutMs} ms; got: ${buf}`)); }, timeoutMs);
+    const onData = (d) => {
+      buf += d.toString();
+      const m = buf.match(re);
+      if (m) { cleanup(); resolve(m); }
+    };
+    const onExit = (code, sig) => { cleanup(); reject(new Error(`${what} exited early (code ${code}, signal ${sig}); output: ${buf}`)); };
+    function cleanup() { clearTimeout(timer); stream.off('data', onData); child.off('exit', onExit); }
+    stream.on('data', onData);
+    child.on('exit', onExit);
+  });
+}
+
+async function killProc(child, name) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  try { process.kill(child.pid, 'SIGTERM'); } catch { return; }
+  const done = await Promise.race([exited.then(() => true), sleep(3000).then(() => false)]);
+  if (!done) {
+    try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ }
+    await Promise.race([exited, sleep(2000)]);
+  }
+  void name;
+}
+
+/**
+ * Start modern upstream + gateway (which spawns everything over stdio).
+ * With proxyModern, the gateway reaches the modern upstream through a recording proxy (topo.modernProxy.log).
+ * Returns { url, statusUrl, gatewayPort, modernPort, modernProxy?, stop(), dumpLogs(), gatewayStderr() }.
+ */
+export async function startTopology({ readyTimeoutMs = 30000, proxyModern = false } = {}) {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-node-interop-'));
+  const procs = [];
+  const topo = {
+    tmp,
+    gatewayLog: path.join(tmp, 'gateway.stderr.log'),
+    modernLog: path.join(tmp, 'modern.stderr.log'),
+    gatewayStderr() { try { return fs.readFileSync(topo.gatewayLog, 'utf8'); } catch { return ''; } },
+    dumpLogs() {
+      console.error(`----- gateway stderr (${topo.gatewayLog}) -----\n${topo.gatewayStderr()}\n----- end gateway stderr -----`);
+      try { console.error(`----- modern upstream stderr -----\n${fs.readFileSync(topo.modernLog, 'utf8')}\n-----`); } catch { /* none */ }
+    },
+    async stop() {
+      for (const p of procs.reverse()) await killProc(p.child, p.name);
+      procs.length = 0;
+      if (topo.modernProxy) { await topo.modernProxy.close(); topo.modernProxy = undefined; }
+      if (!process.env.KEEP_TMP) fs.rmSync(tmp, { recursive: true, force: true });
+    },
+  };
+  try {
+    // 1. modern upstream: prints READY <port>
+    const modernErr = fs.openSync(topo.modernLog, 'w');
+    const modern = spawn(PYTHON, [MODERN_SERVER, '--port', '0'], { stdio: ['ignore', 'pipe', modernErr] });
+    fs.closeSync(modernErr);
+    procs.push({ child: modern, name: 'modern' });
+    const m = await waitForLine(modern, modern.stdout, /READY (\d+)/, 20000, 'modern upstream');
+    topo.modernPort = Number(m[1]);
+    modern.stdout.resume();
+    // optional: observe the gateway -> modern upstream wire through a recording proxy
+    let modernUrlPort = topo.modernPort;
+    if (proxyModern) {
+      topo.modernProxy = await startWireProxy(topo.modernPort);
+      modernUrlPort = topo.modernProxy.port;
+    }
+
+    // 2. gateway
+    const config = {
+      mcpServers: {
+        everything: { command: process.execPath, args: [EVERYTHING_JS, 'stdio'] },
+        modern: { url: `http://127.0.0.1:${modernUrlPort}/mcp` },
+      },
+    };
+    const configPath = path.join(tmp, 'gateway.json');
+    fs.writeFileSync(configPath, JSON.stringify(config, null, 2));
+    topo.gatewayPort = await freePort();
+    const gwErr = fs.openSync(topo.gatewayLog, 'w');
+    const gw = spawn(GATEWAY_BIN, ['serve', '--config', configPath, '--listen', `127.0.0.1:${topo.gatewayPort}`], {
+      stdio: ['ignore', 'ignore', gwErr],
+      env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info' },
+    });
+    fs.closeSync(gwErr);
+    procs.push({ child: gw, name: 'gateway' });
+    topo.gateway = gw;
+    topo.url = new URL(`http://127.0.0.1:${topo.gatewayPort}/mcp`);
+    topo.statusUrl = `http://127.0.0.1:${topo.gatewayPort}/status`;
+
+    // 3. wait until /status shows every upstream ready
+    const deadline = Date.now() + readyTimeoutMs;
+    let last = '';
+    for (;;) {
+      if (gw.exitCode !== null) throw new Error(`gateway exited with code ${gw.exitCode}`);
+      try {
+        const r = await fetch(topo.statusUrl);
+        last = await r.text();
+        if (r.ok && allReady(JSON.parse(last), ['everything', 'modern'])) break;
+      } catch { /* not listening yet */ }
+      if (Date.now() > deadline) throw new Error(`gateway upstreams not ready within ${readyTimeoutMs} ms; last /status: ${last}`);
+      await sleep(100);
+    }
+    topo.status = JSON.parse(last);
+    return topo;
+  } catch (e) {
+    topo.dumpLogs();
+    await topo.stop();
+    throw e;
+  }
+}
+
+function allReady(status, names) {
+  const text = JSON.stringify(status);
+  // Accept either {upstreams:[{name,state}]} or {upstreams:{name:{state}}} shapes.
+  const list = Array.isArray(status?.upstreams) ? status.upstreams
+    : status?.upstreams && typeof status.upstreams === 'object' ? Object.entries(status.upstreams).map(([name, v]) => ({ name, ...v }))
+      : Array.isArray(status) ? status : null;
+  if (!list) return false;
+  return names.every((n) => list.some((u) => u.name === n && u.state === 'ready')) && text.length > 0;
+}
+
+/** Page through a v1 list method; returns { items, pages }. */
+export async function listAll(fn, key) {
+  const items = [];
+  let cursor;
+  let pages = 0;
+  do {
+    const r = await fn(cursor ? { cursor } : {});
+    pages++;
+    items.push(...r[key]);
+    cursor = r.nextCursor;
+    if (pages > 100) throw new Error(`more than 100 pages of ${key}`);
+  } while (cursor);
+  return { items, pages };
+}
+
+export function textOf(result) {
+  return (result?.content ?? []).filter((c) => c.type === 'text').map((c) => c.text).join('\n');
+}
+
+export { sleep };

@@ -1,0 +1,489 @@
+"""Shared topology for the Python interop tests.
+
+    python mcp 2.3.0 Client ──HTTP /mcp──► mcp-edge-gateway ──stdio──► server-everything (legacy era)
+                                                            └─HTTP────► servers/modern_server.py (2026-07-28)
+
+Every process runs on free ports of its own, logs to a temp file, and is killed by PID at teardown.
+The gateway's stderr log is attached to the report of any failing test that used it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp.client import ClientRequestContext
+from mcp_types import (
+    CreateMessageRequestParams,
+    CreateMessageResult,
+    ElicitRequestParams,
+    ElicitResult,
+    ErrorData,
+    TextContent,
+)
+
+HERE = Path(__file__).resolve().parent
+INTEROP = HERE.parent
+ROOT = INTEROP.parent.parent
+EVERYTHING = INTEROP / "node_modules/@modelcontextprotocol/server-everything/dist/index.js"
+MODERN_SERVER = INTEROP / "servers/modern_server.py"
+GATEWAY_BIN = os.environ.get("MCP_EDGE_GATEWAY_BIN", str(ROOT / "target/debug/mcp-edge-gateway"))
+PYTHON = sys.executable
+
+MODERN = "2026-07-28"
+LEGACY = "2025-11-25"  # what the Python client offers in initialize
+
+DEFAULT_TIMEOUT = 120
+
+
+# ------------------------------------------------------------------------------------------------
+# pytest plumbing
+# ------------------------------------------------------------------------------------------------
+
+def pytest_collection_modifyitems(items):
+    # A per-test timeout everywhere, unless a test sets its own.
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(DEFAULT_TIMEOUT))
+
+
+_LIVE_GATEWAYS: list["Gateway"] = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.failed:
+        for gw in list(_LIVE_GATEWAYS):
+            report.sections.append((f"gateway log ({gw.log})", gw.log_tail()))
+    return report
+
+
+# ------------------------------------------------------------------------------------------------
+# Processes
+# ------------------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred, timeout: float, what: str, interval: float = 0.05, detail=lambda: ""):
+    """Poll pred() until it returns a truthy value; fail with `what` (and detail()) otherwise."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while time.monotonic() < deadline:
+        try:
+            v = pred()
+            if v:
+                return v
+        except Exception as e:  # noqa: BLE001 - polling
+            last_exc = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_exc!r})\n{detail()}")
+
+
+def kill_pid(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def children_of(pid: int) -> list[int]:
+    """Direct children of a process, from /proc/<pid>/task/*/children."""
+    kids: list[int] = []
+    task_dir = Path(f"/proc/{pid}/task")
+    for t in task_dir.iterdir() if task_dir.exists() else []:
+        try:
+            kids += [int(x) for x in (t / "children").read_text().split()]
+        except OSError:
+            pass
+    return sorted(set(kids))
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def is_alive(pid: int) -> bool:
+    """True if the process exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+class ModernServer:
+    """servers/modern_server.py over Streamable HTTP; restartable on the same port."""
+
+    def __init__(self, workdir: Path, port: int = 0) -> None:
+        self.workdir = workdir
+        self.port = port
+        self.proc: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> None:
+        log = (self.workdir / "modern.log").open("a")
+        self.proc = subprocess.Popen(
+            [PYTHON, str(MODERN_SERVER), "--port", str(self.port)],
+            stdout=subprocess.PIPE, stderr=log, text=True,
+        )
+        log.close()
+        # READY <port> arrives once the socket is bound (uvicorn accepts right after).
+        line = self.proc.stdout.readline()
+        if not line.startswith("READY "):
+            self.stop()
+            raise AssertionError(f"modern_server.py did not start: {line!r}\n{(self.workdir / 'modern.log').read_text()}")
+        self.port = int(line.split()[1])
+        wait_until(lambda: _connectable(self.port), 20, f"modern server on port {self.port}")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+    def kill9(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    stop = kill9
+
+
+def _connectable(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def write_config(path: Path, modern_url: str) -> Path:
+    path.write_text(json.dumps({"mcpServers": {
+        "everything": {"command": "node", "args": [str(EVERYTHING), "stdio"]},
+        "modern": {"url": modern_url},
+    }}, indent=1))
+    return path
+
+
+@dataclass
+class Gateway:
+    """`mcp-edge-gateway serve` on a free loopback port."""
+
+    config: Path
+    log: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen | None = None
+
+    def start(self) -> "Gateway":
+        with self.log.open("w") as err:
+            self.proc = subprocess.Popen(
+                [GATEWAY_BIN, "serve", "--config", str(self.config), "--listen", f"127.0.0.1:{self.port}"],
+                stdout=subprocess.DEVNULL, stderr=err,
+            )
+        _LIVE_GATEWAYS.append(self)
+        return self
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.base}/mcp"
+
+    def log_text(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except OSError:
+            return "<no log>"
+
+    def log_tail(self, n: int = 200) -> str:
+        return "\n".join(self.log_text().splitlines()[-n:])
+
+    def status(self) -> dict:
+        with urllib.request.urlopen(f"{self.base}/status", timeout=5) as r:
+            return json.load(r)
+
+    def upstream(self, name: str) -> dict | None:
+        return next((u for u in self.status()["upstreams"] if u["name"] == name), None)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def _detail(self) -> str:
+        try:
+            st = json.dumps(self.status())
+        except Exception as e:  # noqa: BLE001
+            st = f"<status unavailable: {e!r}>"
+        rc = None if self.proc is None else self.proc.poll()
+        return f"gateway pid {self.pid} exit code {rc}\nlast /status: {st}\n--- gateway log ---\n{self.log_tail()}"
+
+    def wait_state(self, names: set[str], ready: bool = True, timeout: float = 30) -> dict:
+        def check():
+            if not self.alive():
+                raise AssertionError(f"gateway exited with {self.proc.returncode}\n{self._detail()}")
+            st = self.status()
+            states = {u["name"]: u["state"] for u in st["upstreams"]}
+            return st if all((states.get(n) == "ready") == ready for n in names) else None
+
+        return wait_until(check, timeout, f"upstreams {sorted(names)} {'ready' if ready else 'not ready'}",
+                          detail=self._detail)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        if self in _LIVE_GATEWAYS:
+            _LIVE_GATEWAYS.remove(self)
+
+
+@dataclass
+class Topology:
+    gateway: Gateway
+    modern: ModernServer
+    tmp: Path
+
+    @property
+    def url(self) -> str:
+        return self.gateway.url
+
+    def everything_child(self) -> int:
+        """PID of the gateway's server-everything child."""
+        kids = [p for p in children_of(self.gateway.pid) if str(EVERYTHING) in cmdline(p) and is_alive(p)]
+        assert len(kids) == 1, f"expected one server-everything child of {self.gateway.pid}, got {kids}"
+        return kids[0]
+
+
+def start_topology(tmp: Path) -> Topology:
+    modern = ModernServer(tmp)
+    cfg = write_config(tmp / "gateway.json", modern.url)
+    gw = Gateway(cfg, tmp / "gateway.log").start()
+    topo = Topology(gw, modern, tmp)
+    try:
+        gw.wait_state({"everything", "modern"}, ready=True, timeout=45)
+    except BaseException:
+        stop_topology(topo)
+        raise
+    return topo
+
+
+def stop_topology(topo: Topology) -> None:
+    # Grab the stdio child first: if the gateway is killed hard, its child must not be left behind.
+    kids = children_of(topo.gateway.pid) if topo.gateway.alive() else []
+    topo.gateway.stop()
+    for k in kids:
+        if is_alive(k) and str(EVERYTHING) in cmdline(k):
+            kill_pid(k)
+    topo.modern.stop()
+
+
+def assert_gateway_healthy(topo: Topology) -> None:
+    gw = topo.gateway
+    assert gw.alive(), f"the gateway died\n{gw._detail()}"
+    assert "panicked" not in gw.log_text(), f"the gateway panicked\n{gw.log_tail()}"
+
+
+@pytest.fixture(scope="session")
+def topo(tmp_path_factory):
+    """The shared gateway + both upstreams; tests that break things build their own."""
+    t = start_topology(tmp_path_factory.mktemp("topo"))
+    try:
+        yield t
+    finally:
+        log = t.gateway.log_text()
+        stop_topology(t)
+        assert "panicked" not in log, log
+
+
+# ------------------------------------------------------------------------------------------------
+# Client helpers
+# ------------------------------------------------------------------------------------------------
+
+SAMPLED_TEXT = "old pond / frog jumps in / splash"
+ELICITED_NAME = "Ada Lovelace"
+ELICITED_NOTE = "via python client"
+
+
+class Recorder:
+    """Sampling and elicitation callbacks that remember what they were asked."""
+
+    def __init__(self) -> None:
+        self.elicitations: list[ElicitRequestParams] = []
+        self.samplings: list[CreateMessageRequestParams] = []
+
+    async def on_elicit(self, ctx: ClientRequestContext, params: ElicitRequestParams) -> ElicitResult | ErrorData:
+        self.elicitations.append(params)
+        props = (getattr(params, "requested_schema", None) or {}).get("properties", {})
+        if "confirm" in props:  # modern upstream's delete_thing
+            return ElicitResult(action="accept", content={"confirm": True, "note": ELICITED_NOTE})
+        return ElicitResult(action="accept", content={"name": ELICITED_NAME, "check": True, "integer": 7})
+
+    async def on_sample(self, ctx: ClientRequestContext, params: CreateMessageRequestParams) -> CreateMessageResult | ErrorData:
+        self.samplings.append(params)
+        return CreateMessageResult(role="assistant", content=TextContent(type="text", text=SAMPLED_TEXT),
+                                   model="fake-llm", stop_reason="endTurn")
+
+    def kwargs(self) -> dict[str, Any]:
+        return {"elicitation_callback": self.on_elicit, "sampling_callback": self.on_sample}
+
+
+def client_kwargs(mode: str, recorder: Recorder | None = None, **extra) -> dict[str, Any]:
+    from mcp_types import Implementation
+
+    kw: dict[str, Any] = {"mode": mode, "client_info": Implementation(name="py-interop", version="1"),
+                          "read_timeout_seconds": 30}
+    if recorder is not None:
+        kw |= recorder.kwargs()
+    return kw | extra
+
+
+async def list_all(fetch, attr: str) -> tuple[list, int]:
+    """Follow nextCursor until exhausted; returns (items, number of pages)."""
+    items, cursor, pages = [], None, 0
+    while True:
+        page = await fetch(cursor=cursor)
+        pages += 1
+        items += getattr(page, attr)
+        cursor = page.next_cursor
+        if not cursor:
+            return items, pages
+        assert pages < 100, "runaway pagination"
+
+
+def text_of(result) -> str:
+    return "\n".join(getattr(c, "text", "") for c in result.content)
+
+
+# ------------------------------------------------------------------------------------------------
+# Raw HTTP helpers
+# ------------------------------------------------------------------------------------------------
+
+@dataclass
+class Raw:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def rpc(self) -> Any:
+        """The JSON-RPC message: the JSON body, or the last `data:` event of an SSE body."""
+        ctype = self.headers.get("content-type", "")
+        if "text/event-stream" in ctype:
+            datas = [ln[5:].strip() for ln in self.body.decode().splitlines() if ln.startswith("data:")]
+            assert datas, f"empty SSE body: {self.body!r}"
+            return json.loads(datas[-1])
+        return self.json()
+
+    def events(self) -> list[Any]:
+        return [json.loads(ln[5:].strip()) for ln in self.body.decode().splitlines() if ln.startswith("data:")]
+
+
+def raw_request(url: str, body: bytes | None = None, headers: dict[str, str] | None = None,
+                method: str = "POST", timeout: float = 30) -> Raw:
+    h = {"Accept": "application/json, text/event-stream"}
+    if body is not None:
+        h["Content-Type"] = "application/json"
+    h |= headers or {}
+    req = urllib.request.Request(url, data=body, headers=h, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return Raw(r.status, {k.lower(): v for k, v in r.headers.items()}, r.read())
+    except urllib.error.HTTPError as e:
+        return Raw(e.code, {k.lower(): v for k, v in e.headers.items()}, e.read())
+
+
+def modern_meta(caps: dict | None = None) -> dict:
+    return {
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientInfo": {"name": "raw-http", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": caps if caps is not None else
+        {"elicitation": {"form": {}}, "sampling": {}},
+    }
+
+
+def modern_post(url: str, method: str, params: dict | None = None, req_id: int = 1, name: str | None = None,
+                headers: dict[str, str] | None = None) -> Raw:
+    """A 2026-07-28 request, with the routing headers and the _meta envelope."""
+    p = dict(params or {})
+    p["_meta"] = modern_meta() | p.get("_meta", {})
+    h = {"MCP-Protocol-Version": MODERN, "Mcp-Method": method}
+    if name is None:
+        name = p.get("uri") if method == "resources/read" else p.get("name")
+    if name is not None and method in ("tools/call", "prompts/get", "resources/read"):
+        h["Mcp-Name"] = name
+    h |= headers or {}
+    body = json.dumps({"jsonrpc": "2.0", "id": req_id, "method": method, "params": p}).encode()
+    return raw_request(url, body, h)
+
+
+def legacy_session(url: str) -> str:
+    """Open a legacy session by hand (initialize + initialized); returns the Mcp-Session-Id."""
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}
+    r = raw_request(url, json.dumps(init).encode())
+    assert r.status == 200, (r.status, r.body)
+    sid = r.headers.get("mcp-session-id")
+    assert sid, r.headers
+    r2 = raw_request(url, json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}).encode(),
+                     {"Mcp-Session-Id": sid, "MCP-Protocol-Version": LEGACY})
+    assert r2.status == 202, (r2.status, r2.body)
+    return sid
+
+
+def legacy_post(url: str, sid: str, msg: dict | bytes, headers: dict[str, str] | None = None) -> Raw:
+    body = msg if isinstance(msg, bytes) else json.dumps(msg).encode()
+    h = {"Mcp-Session-Id": sid, "MCP-Protocol-Version": LEGACY} | (headers or {})
+    return raw_request(url, body, h)
+
+
+# ------------------------------------------------------------------------------------------------
+# Running coroutines
+# ------------------------------------------------------------------------------------------------
+
+def _leaves(eg: BaseExceptionGroup) -> list[BaseException]:
+    out: list[BaseException] = []
+    for e in eg.exceptions:
+        out += _leaves(e) if isinstance(e, BaseExceptionGroup) else [e]
+    return out
+
+
+def run_async(coro):
+    """asyncio.run, but an assertion failing inside `async with Client(...)` is reported as itself,
+    not wrapped in the transport's task-group ExceptionGroups."""
+    import asyncio
+
+    try:
+        return asyncio.run(coro)
+    except BaseExceptionGroup as eg:
+        leaves = _leaves(eg)
+        if len(leaves) == 1:
+            raise leaves[0] from None
+        raise
