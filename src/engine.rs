@@ -20,6 +20,7 @@ use crate::cursor::{self, Position};
 use crate::jsonrpc::{code, ErrorObject, Id, Message};
 use crate::protocol::{self, meta, method, Era, ListKind};
 use crate::routing::{item_key, Catalog, Collision};
+use crate::token::TokenSource;
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -149,6 +150,8 @@ struct Parked {
     call: i64,
     upstream_req: Id,
     key: String,
+    /// The input request as the client saw it, to ask again when a retry lacks the answer.
+    request: Value,
     expires: Millis,
 }
 
@@ -182,7 +185,7 @@ pub struct Gateway {
     by_client: HashMap<(SessionId, Id), (UpstreamId, i64)>,
     to_client: HashMap<(SessionId, i64), ToClientReq>,
     parked: HashMap<String, Parked>,
-    next_park: u64,
+    tokens: TokenSource,
     /// Client requests that arrived while upstreams were still connecting for the first time.
     deferred: VecDeque<(SessionId, Message)>,
     started_at: Option<Millis>,
@@ -224,12 +227,18 @@ impl Gateway {
             by_client: HashMap::new(),
             to_client: HashMap::new(),
             parked: HashMap::new(),
-            next_park: 1,
+            tokens: TokenSource::new([0; 32]),
             deferred: VecDeque::new(),
             started_at: None,
             out: VecDeque::new(),
             stats: Stats::default(),
         })
+    }
+
+    /// Seed the generator of the `requestState` tokens the gateway mints with 32 random bytes from
+    /// the platform. Hosts must call this once; unseeded tokens are unique but guessable.
+    pub fn seed(&mut self, seed: [u8; 32]) {
+        self.tokens = TokenSource::new(seed);
     }
 
     pub fn config(&self) -> &GatewayConfig {
@@ -491,14 +500,35 @@ impl Gateway {
         }
         if modern {
             let p = params.as_ref().and_then(|p| p.get("_meta"));
-            let caps = p.and_then(|m| m.get(meta::CLIENT_CAPABILITIES));
-            if caps.is_none_or(|c| !c.is_object()) {
+            match p.and_then(|m| m.get(meta::CLIENT_CAPABILITIES)) {
+                Some(c) if c.is_object() => {}
+                Some(_) => {
+                    let e = format!("params._meta[\"{}\"] must be an object", meta::CLIENT_CAPABILITIES);
+                    return self.reply_err(s, id, err(code::INVALID_PARAMS, e));
+                }
+                None => {
+                    let e = format!("missing params._meta[\"{}\"]", meta::CLIENT_CAPABILITIES);
+                    return self.reply_err(s, id, err(code::INVALID_PARAMS, e));
+                }
+            }
+            // Gone in 2026-07-28: the modern era has no handshake, ping, log level or subscribe.
+            if matches!(
+                m.as_str(),
+                method::INITIALIZE
+                    | method::PING
+                    | method::SET_LEVEL
+                    | method::RESOURCES_SUBSCRIBE
+                    | method::RESOURCES_UNSUBSCRIBE
+            ) {
                 return self.reply_err(
                     s,
                     id,
-                    err(code::INVALID_PARAMS, format!("missing params._meta[\"{}\"]", meta::CLIENT_CAPABILITIES)),
+                    err(code::METHOD_NOT_FOUND, format!("Method not found: {m} (not in 2026-07-28)")),
                 );
             }
+        }
+        if let Some(e) = check_params(&m, params.as_ref()) {
+            return self.reply_err(s, id, e);
         }
         match m.as_str() {
             method::INITIALIZE => self.initialize(s, id, params),
@@ -1126,7 +1156,7 @@ impl Gateway {
                 if let Some(kind) = call.list {
                     self.list_fallback(now, u, *call, kind);
                 } else if let Some(s) = call.session {
-                    let e = err(code::UPSTREAM_UNAVAILABLE, format!("upstream {name:?} became unavailable: {reason}"))
+                    let e = err(code::UPSTREAM_UNAVAILABLE, format!("upstream {name:?} became unavailable"))
                         .with_data(json!({"upstream": name}));
                     self.reply_err(s, call.client_id, e);
                 }
@@ -1679,8 +1709,7 @@ impl Gateway {
                 err(code::METHOD_NOT_FOUND, format!("{m} cannot be bridged to a modern client during {}", call.method));
             return self.send_up(u, Message::error(Some(id), e));
         }
-        let token = format!("gw-{}-{}", self.next_park, now);
-        self.next_park += 1;
+        let token = format!("gw-{}", self.tokens.next_hex());
         let key = match m.as_str() {
             method::ELICIT => "elicitation",
             method::SAMPLE => "sampling",
@@ -1693,8 +1722,6 @@ impl Gateway {
         call.deadline = now + self.cfg.input_wait_ms;
         let expires = now + self.cfg.input_wait_ms;
         self.by_client.remove(&(s, client_id.clone()));
-        self.parked
-            .insert(token.clone(), Parked { upstream: u, call: gid, upstream_req: id, key: key.clone(), expires });
         let mut req = json!({ "method": m });
         if let Some(mut p) = params {
             if let Some(o) = p.as_object_mut() {
@@ -1702,6 +1729,10 @@ impl Gateway {
             }
             req["params"] = p;
         }
+        self.parked.insert(
+            token.clone(),
+            Parked { upstream: u, call: gid, upstream_req: id, key: key.clone(), request: req.clone(), expires },
+        );
         let r = json!({
             "resultType": "input_required",
             "inputRequests": { key: req },
@@ -1711,31 +1742,47 @@ impl Gateway {
     }
 
     /// A modern client retried a call with `requestState` we minted: resume the parked call.
-    /// Returns `false` when the state is not ours (the request then goes upstream as usual).
-    fn resume_parked(&mut self, s: SessionId, id: &Id, params: &Value) -> Option<Result<(), ErrorObject>> {
+    /// `None` when the state is not ours (the request then goes upstream as usual). The state only
+    /// resumes the call it was issued for: same method, same target, same arguments.
+    fn resume_parked(&mut self, s: SessionId, id: &Id, m: &str, params: &Value) -> Option<Result<(), ErrorObject>> {
         let token = params.get("requestState")?.as_str()?;
         if !token.starts_with("gw-") {
             return None;
         }
-        let Some(p) = self.parked.remove(token) else {
-            return Some(Err(err(code::INVALID_PARAMS, "requestState is unknown or expired; call again without it")));
+        let invalid = || Some(Err(err(code::INVALID_PARAMS, "Invalid or expired requestState; call again without it")));
+        let Some(p) = self.parked.get(token) else { return invalid() };
+        let Some(Pending::Client(call)) = self.ups[p.upstream.0].pending.get(&p.call) else {
+            self.parked.remove(token);
+            return invalid();
         };
-        let answer = params.get("inputResponses").and_then(|r| r.get(&p.key)).cloned();
-        let Some(Pending::Client(call)) = self.ups[p.upstream.0].pending.get_mut(&p.call) else {
-            return Some(Err(err(code::UPSTREAM_UNAVAILABLE, "the upstream call this retry continues is gone")));
+        let target_ok = match m {
+            method::TOOLS_CALL | method::PROMPTS_GET => {
+                let kind = if m == method::TOOLS_CALL { ListKind::Tools } else { ListKind::Prompts };
+                let name = params.get("name").and_then(Value::as_str).unwrap_or_default();
+                self.catalog.resolve_name(&self.cfg, kind, name).is_some_and(|(u, orig)| {
+                    u == p.upstream.0 && call.sent_params.get("name").and_then(Value::as_str) == Some(orig.as_str())
+                })
+            }
+            _ => params.get("uri").is_some() && params.get("uri") == call.sent_params.get("uri"),
         };
-        let Some(answer) = answer else {
-            // Missing answer: ask again (the spec prefers a new input_required result to an error).
-            let token2 = token.to_string();
-            let key = p.key.clone();
-            self.parked.insert(token2.clone(), p);
-            return Some(Err(err(
-                code::INVALID_PARAMS,
-                format!("inputResponses[{key:?}] is missing for requestState {token2}"),
-            )));
+        if call.method != m || !target_ok || params.get("arguments") != call.sent_params.get("arguments") {
+            return invalid();
+        }
+        let Some(answer) = params.get("inputResponses").and_then(|r| r.get(&p.key)).cloned() else {
+            // No answer: ask again, as the spec prefers to an error.
+            let r = json!({
+                "resultType": "input_required",
+                "inputRequests": { p.key.clone(): p.request.clone() },
+                "requestState": token,
+            });
+            self.reply(s, id.clone(), r);
+            return Some(Ok(()));
         };
-        call.session = Some(s);
-        call.client_id = id.clone();
+        let p = self.parked.remove(token).expect("looked up above");
+        if let Some(Pending::Client(call)) = self.ups[p.upstream.0].pending.get_mut(&p.call) {
+            call.session = Some(s);
+            call.client_id = id.clone();
+        }
         self.by_client.insert((s, id.clone()), (p.upstream, p.call));
         self.send_up(p.upstream, Message::response(p.upstream_req, answer));
         Some(Ok(()))
@@ -1803,7 +1850,7 @@ impl Gateway {
     fn continue_or_route(&mut self, now: Millis, s: SessionId, id: Id, m: String, params: Option<Value>, modern: bool) {
         if let Some(p) = params.as_ref() {
             if protocol::may_require_input(&m) {
-                match self.resume_parked(s, &id, p) {
+                match self.resume_parked(s, &id, &m, p) {
                     Some(Ok(())) => return,
                     Some(Err(e)) => return self.reply_err(s, id, e),
                     None => {}
@@ -1812,6 +1859,45 @@ impl Gateway {
         }
         self.routed_request(now, s, id, m, params, modern)
     }
+}
+
+/// Shape checks for the params of requests the gateway handles itself or routes on.
+fn check_params(m: &str, params: Option<&Value>) -> Option<ErrorObject> {
+    let get = |k: &str| params.and_then(|p| p.get(k));
+    let bad = |what: &str| Some(err(code::INVALID_PARAMS, format!("{m}: {what}")));
+    match m {
+        method::INITIALIZE => {
+            if !get("protocolVersion").is_some_and(Value::is_string) {
+                return bad("`protocolVersion` must be a string");
+            }
+            if get("capabilities").is_some_and(|c| !c.is_object()) {
+                return bad("`capabilities` must be an object");
+            }
+            if let Some(c) = get("capabilities").and_then(Value::as_object) {
+                for k in ["roots", "sampling", "elicitation", "experimental", "tasks"] {
+                    if c.get(k).is_some_and(|v| !v.is_object()) {
+                        return bad(&format!("`capabilities.{k}` must be an object"));
+                    }
+                }
+            }
+            if get("clientInfo").is_some_and(|c| !c.is_object()) {
+                return bad("`clientInfo` must be an object");
+            }
+        }
+        method::SET_LEVEL => {
+            const LEVELS: [&str; 8] = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"];
+            if !get("level").and_then(Value::as_str).is_some_and(|l| LEVELS.contains(&l)) {
+                return bad("`level` must be one of debug, info, notice, warning, error, critical, alert, emergency");
+            }
+        }
+        method::TOOLS_CALL | method::PROMPTS_GET => {
+            if get("arguments").is_some_and(|a| !a.is_object() && !a.is_null()) {
+                return bad("`arguments` must be an object");
+            }
+        }
+        _ => {}
+    }
+    None
 }
 
 /// Whether declared client capabilities cover a server-to-client request (URL-mode elicitation

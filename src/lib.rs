@@ -17,6 +17,7 @@ pub mod engine;
 pub mod jsonrpc;
 pub mod protocol;
 pub mod routing;
+pub mod token;
 
 pub use config::{ConfigError, GatewayConfig, Namespacing, UpstreamSpec};
 pub use engine::{Gateway, LogLevel, Millis, Output, SessionId, Stats, UpstreamId};

@@ -171,6 +171,7 @@ impl HostConfig {
         let f: JsonFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
         let mut cfg = HostConfig::embedded_default();
         cfg.gateway.upstreams.clear();
+        cfg.gateway.instructions = None;
         cfg.transports.clear();
         let mut default_prefix = true;
         if let Some(g) = f.gateway {
@@ -179,6 +180,9 @@ impl HostConfig {
             }
             if let Some(p) = g.get("prefix").and_then(|v| v.as_bool()) {
                 default_prefix = p;
+            }
+            if let Some(i) = g.get("instructions").and_then(|v| v.as_str()) {
+                cfg.gateway.instructions = Some(i.to_string());
             }
             if let Some(o) = g.get("allowedOrigins").and_then(|v| v.as_array()) {
                 cfg.allowed_origins = o.iter().filter_map(|x| x.as_str().map(str::to_string)).collect();

@@ -43,10 +43,46 @@ impl App {
 }
 
 /// Routes one engine session's messages to the HTTP streams that are open for it.
-#[derive(Default)]
 pub struct HttpSession {
     id: Mutex<Option<SessionId>>,
     routes: Mutex<Routes>,
+    last_seen: Mutex<std::time::Instant>,
+}
+
+impl Default for HttpSession {
+    fn default() -> Self {
+        HttpSession { id: Mutex::new(None), routes: Mutex::default(), last_seen: Mutex::new(std::time::Instant::now()) }
+    }
+}
+
+/// A legacy session with no request for this long, and no open GET stream, is ended (clients that
+/// never send DELETE would otherwise leak sessions).
+pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
+
+/// End idle legacy sessions, checking once a minute. Runs until the process ends.
+pub async fn expire_idle_sessions(app: Arc<App>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let idle: Vec<(String, Arc<HttpSession>)> = {
+            let sessions = app.sessions.lock().expect("poisoned");
+            sessions
+                .iter()
+                .filter(|(_, s)| {
+                    let open_get = s.routes.lock().expect("poisoned").get.as_ref().is_some_and(|g| !g.is_closed());
+                    !open_get && s.last_seen.lock().expect("poisoned").elapsed() > SESSION_IDLE
+                })
+                .map(|(k, s)| (k.clone(), s.clone()))
+                .collect()
+        };
+        for (key, s) in idle {
+            app.sessions.lock().expect("poisoned").remove(&key);
+            if let Some(sid) = *s.id.lock().expect("poisoned") {
+                tracing::info!("ending legacy session idle for over {} minutes", SESSION_IDLE.as_secs() / 60);
+                app.handle.send(Cmd::CloseSession(sid));
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -358,18 +394,7 @@ async fn post_legacy(app: Arc<App>, headers: HeaderMap, msg: Message) -> Respons
     let sid_header = header_str(&headers, "mcp-session-id").map(str::to_string);
     if let Message::Request { method: m, .. } = &msg {
         if m == method::INITIALIZE {
-            let session = Arc::new(HttpSession::default());
-            let Some(sid) = app.handle.open_session(session.clone()).await else {
-                return StatusCode::SERVICE_UNAVAILABLE.into_response();
-            };
-            *session.id.lock().expect("poisoned") = Some(sid);
-            let key = new_session_id();
-            app.sessions.lock().expect("poisoned").insert(key.clone(), session.clone());
-            let mut resp = exchange(&app, session, sid, msg, &headers, false, None).await;
-            if let Ok(v) = HeaderValue::from_str(&key) {
-                resp.headers_mut().insert("mcp-session-id", v);
-            }
-            return resp;
+            return initialize(&app, msg).await;
         }
     }
     let Some(key) = sid_header else {
@@ -387,11 +412,57 @@ async fn post_legacy(app: Arc<App>, headers: HeaderMap, msg: Message) -> Respons
         );
     };
     let sid = session.id.lock().expect("poisoned").expect("set at creation");
+    *session.last_seen.lock().expect("poisoned") = std::time::Instant::now();
     match msg {
         Message::Request { .. } => exchange(&app, session, sid, msg, &headers, false, None).await,
         other => {
+            // A cancelled request gets no answer: end the stream that waits for it.
+            if other.method() == Some(method::CANCELLED) {
+                if let Message::Notification { params: Some(p), .. } = &other {
+                    let rid = match p.get("requestId") {
+                        Some(serde_json::Value::String(s)) => Some(Id::Str(s.clone())),
+                        Some(v) => v.as_i64().map(Id::Num),
+                        None => None,
+                    };
+                    if let Some(rid) = rid {
+                        session.routes.lock().expect("poisoned").posts.remove(&rid);
+                    }
+                }
+            }
             app.handle.send(Cmd::FromClient(sid, other));
             StatusCode::ACCEPTED.into_response()
+        }
+    }
+}
+
+/// A legacy `initialize`: the session (and its `Mcp-Session-Id`) exists only if it succeeds.
+async fn initialize(app: &App, msg: Message) -> Response {
+    let id = request_id(&msg).expect("initialize is a request");
+    let session = Arc::new(HttpSession::default());
+    let Some(sid) = app.handle.open_session(session.clone()).await else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
+    *session.id.lock().expect("poisoned") = Some(sid);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+    session.routes.lock().expect("poisoned").posts.insert(id.clone(), tx);
+    app.handle.send(Cmd::FromClient(sid, msg));
+    // The engine answers initialize itself, at once.
+    match rx.recv().await {
+        Some(answer @ Message::Response { .. }) => {
+            let key = new_session_id();
+            app.sessions.lock().expect("poisoned").insert(key.clone(), session);
+            let mut resp = json_response(StatusCode::OK, &answer);
+            if let Ok(v) = HeaderValue::from_str(&key) {
+                resp.headers_mut().insert("mcp-session-id", v);
+            }
+            resp
+        }
+        other => {
+            app.handle.send(Cmd::CloseSession(sid));
+            match other {
+                Some(m) => json_response(StatusCode::BAD_REQUEST, &m),
+                None => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+            }
         }
     }
 }
@@ -421,7 +492,8 @@ async fn exchange(
     let route = RouteGuard { session: session.clone(), id: id.clone() };
     app.handle.send(Cmd::FromClient(sid, msg));
     let Some(first) = rx.recv().await else {
-        return rpc_error(StatusCode::OK, Some(id), ErrorObject::new(code::INTERNAL_ERROR, "the request was dropped"));
+        // The client cancelled it (or the session ended): nothing more will come.
+        return rpc_error(StatusCode::OK, Some(id), ErrorObject::new(code::INTERNAL_ERROR, "request cancelled"));
     };
     let is_final =
         |m: &Message| matches!(m, Message::Response { id: x, .. } | Message::Error { id: Some(x), .. } if *x == id);

@@ -120,7 +120,10 @@ fn main() -> std::process::ExitCode {
 }
 
 fn start(cfg: &HostConfig) -> Result<driver::Handle, String> {
-    let gw = Gateway::new(cfg.gateway.clone()).map_err(|e| e.to_string())?;
+    let mut gw = Gateway::new(cfg.gateway.clone()).map_err(|e| e.to_string())?;
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| format!("no OS randomness for request-state tokens: {e}"))?;
+    gw.seed(seed);
     let handle = driver::spawn(gw);
     let names: Vec<String> = cfg.gateway.upstreams.iter().map(|u| u.name.clone()).collect();
     upstream::spawn_all(&handle, &cfg.transports, &names);
@@ -137,6 +140,7 @@ async fn serve(cfg: HostConfig, addr: &str) -> Result<(), String> {
     }
     let handle = start(&cfg)?;
     let app = http::App::new(handle, cfg.allowed_origins.clone(), cfg.max_body_bytes);
+    tokio::spawn(http::expire_idle_sessions(app.clone()));
     tracing::info!(
         "serving MCP on http://{}/mcp ({} upstreams)",
         listener.local_addr().map_err(|e| e.to_string())?,

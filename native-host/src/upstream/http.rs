@@ -254,17 +254,18 @@ impl Link {
         let resp = match req.body(m.to_json()).send().await {
             Ok(r) => r,
             Err(e) => {
-                if e.is_connect() || e.is_timeout() {
+                // A broken connection usually means the server went away: if it cannot be reached
+                // any more, the whole link is down (every call fails the same clear way).
+                if e.is_connect() || e.is_timeout() || !reachable(&self.url).await {
                     return self.fail(format!("cannot reach {}: {e}", self.url));
                 }
                 if let Some(id) = gid {
-                    self.to_engine(
-                        Message::error(
-                            Some(id),
-                            ErrorObject::new(code::INTERNAL_ERROR, format!("upstream transport error: {e}")),
-                        ),
-                        None,
-                    );
+                    let e = ErrorObject::new(
+                        code::UPSTREAM_UNAVAILABLE,
+                        format!("upstream {:?}: transport error: {}", self.name, e.without_url()),
+                    )
+                    .with_data(serde_json::json!({"upstream": self.name}));
+                    self.to_engine(Message::error(Some(id), e), None);
                 }
                 return;
             }

@@ -183,11 +183,9 @@ def test_initialize_with_wrong_types_is_invalid_params(bad_topo, params):
 
 
 def test_failed_initialize_leaves_no_session(bad_topo):
-    """GATEWAY BUG (medium): an initialize that is answered with an error (-32602 here) still
-    creates a session: the response carries an Mcp-Session-Id, /status counts it, it is never
-    cleaned up, and it is fully usable (tools/call works on it) although the handshake failed.
-    Every bad initialize leaks one session (native-host/src/http.rs post_legacy inserts the
-    session before the engine has answered, and keeps it whatever the answer)."""
+    """An initialize answered with an error (-32602 here) creates no session: no Mcp-Session-Id,
+    /status does not count it, and nothing can be called on it. (Regression: a failed handshake
+    used to leave a usable session behind, one leaked per bad initialize.)"""
     before = bad_topo.gateway.status()["sessions"]
     init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": 5}}
     r = raw_request(bad_topo.url, json.dumps(init).encode())
@@ -210,9 +208,8 @@ def test_failed_initialize_leaves_no_session(bad_topo):
     {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": "x"},
 ], ids=["capabilities_string", "clientInfo_string"])
 def test_initialize_with_non_object_capabilities_or_client_info_is_invalid_params(bad_topo, params):
-    """GATEWAY BUG (low): initialize only checks protocolVersion; `capabilities` and `clientInfo` of
-    the wrong JSON type (both required objects in every schema revision) are accepted and a
-    session is created. Expected -32602, as for a bad protocolVersion."""
+    """`capabilities` and `clientInfo` of the wrong JSON type (objects in every schema revision) get
+    -32602, as a bad protocolVersion does, and no session."""
     r = raw_request(bad_topo.url, json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",
                                               "params": params}).encode())
     msg = r.rpc()
@@ -220,10 +217,9 @@ def test_initialize_with_non_object_capabilities_or_client_info_is_invalid_param
 
 
 def test_accepted_capabilities_never_break_other_upstreams(bad_topo):
-    """GATEWAY BUG (low), same root cause: `capabilities: {"elicitation": "yes"}` is accepted at
-    initialize and forwarded verbatim as _meta.clientCapabilities to the modern upstream, which then
-    refuses *every* call of the session, even modern__add, with -32602 "Invalid request parameters".
-    Either initialize should refuse it (-32602) or every accepted session should be usable."""
+    """`capabilities: {"elicitation": "yes"}` is refused at initialize (-32602): were it accepted, it
+    would be forwarded as _meta.clientCapabilities to the modern upstream, which would then refuse
+    every call of the session. Either initialize refuses it or the session must be usable."""
     init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
             "params": {"protocolVersion": LEGACY, "capabilities": {"elicitation": "yes"},
                        "clientInfo": {"name": "x", "version": "1"}}}

@@ -228,13 +228,9 @@ def _resume(url: str, token: str, key: str, name: str = ELICIT_TOOL, method: str
     ("prompts/get", "modern__greet", {"name": "x"}),
 ], ids=["other_tool", "other_arguments", "prompts_get"])
 def test_request_state_resumes_only_the_call_it_was_issued_for(topo, method, name, args):
-    """GATEWAY BUG (medium, security): the requestState the gateway mints for a bridged legacy
-    elicitation is not bound to the call it belongs to. A retry of a *different* request (another
-    tool, other arguments, even prompts/get) carrying it resumes the parked
-    trigger-elicitation-request call, sends the given answer upstream, and returns that call's
-    CallToolResult as the answer to the other request. (src/engine.rs resume_parked only looks the
-    token up; the Python SDK binds its requestState to method, name and a hash of the arguments.)
-    Expected: -32602, and the parked call stays resumable by its own retry."""
+    """The requestState the gateway mints for a bridged legacy elicitation resumes only the call it
+    was issued for: a retry of a different request (another tool, other arguments, prompts/get)
+    carrying it gets -32602, and the parked call stays resumable by its own retry."""
     url = topo.url
     token, key = _park(url)
     r = _resume(url, token, key, name=name, method=method, args=args,
@@ -257,19 +253,21 @@ def test_request_state_replay_and_unknown_state_are_refused(topo):
     assert again.status == 400 and rpc["error"]["code"] == -32602, rpc
     r = _resume(url, "gw-999999-1", key, req_id=4)
     assert r.status == 400 and r.rpc()["error"]["code"] == -32602
-    # A missing answer keeps the call parked; the proper retry then works.
+    # A missing answer is asked for again (the spec prefers a new input_required result to an
+    # error) and keeps the call parked; the proper retry then works.
     token, key = _park(url, req_id=5)
     r = modern_post(url, "tools/call", {"name": ELICIT_TOOL, "arguments": {}, "requestState": token,
                                         "inputResponses": {}}, req_id=6)
-    assert r.status == 400 and r.rpc()["error"]["code"] == -32602, r.body
+    again = r.rpc()["result"]
+    assert r.status == 200 and again["resultType"] == "input_required", r.body
+    assert again["requestState"] == token and key in again["inputRequests"], again
     assert "declined" in _resume(url, token, key, req_id=7).rpc()["result"]["content"][0]["text"]
 
 
 def test_request_state_cannot_be_guessed_by_another_client(topo):
-    """GATEWAY BUG (medium, security): requestState tokens are `gw-<counter>-<ms since start>`.
-    A second client that parks a call of its own learns the counter and the clock and finds the
-    victim's token in a few dozen guesses; with it, it answers the victim's elicitation and reads
-    the victim's tool result. Expected: unguessable tokens (random, or sealed like the Python SDK's)."""
+    """requestState tokens cannot be guessed: a second client that parks calls of its own learns
+    nothing that leads to the victim's token, so it can neither answer the victim's elicitation nor
+    read the victim's tool result."""
     import re
     import time
 

@@ -74,13 +74,10 @@ def test_lists_calls_reads_and_prompts_of_both_upstreams(topo, mode):
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 def test_server_identity_and_instructions_describe_this_gateway(topo, mode):
-    """GATEWAY BUG (medium) in the instructions part: with a JSON (`mcpServers`) config and no
-    built-in edge upstream, the gateway still tells clients (initialize and server/discover
-    `instructions`) "Edge device tools: system info, load, memory, temperatures, disks and
-    network." Clients put `instructions` in the model's context, so the model is told about tools
-    that do not exist. Cause: HostConfig::from_json starts from embedded_default() and clears the
-    upstreams but not `instructions` (from_toml resets it). Expected: no edge text (None, or text
-    about the configured upstreams)."""
+    """The gateway names itself, and with a JSON (`mcpServers`) config and no built-in edge upstream
+    its `instructions` (initialize and server/discover) say nothing about edge device tools:
+    clients put them in the model's context. (Regression: the embedded default's text leaked into
+    JSON configs.)"""
 
     async def run():
         async with Client(topo.url, **client_kwargs(mode)) as c:

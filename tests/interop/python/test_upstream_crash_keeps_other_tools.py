@@ -193,12 +193,9 @@ def test_in_flight_calls_fail_instead_of_hanging_when_an_upstream_dies(crash_top
 
 
 def test_in_flight_call_on_a_dying_http_upstream_gets_the_same_clear_error_as_stdio(crash_topo):
-    """GATEWAY BUG (low severity). When a stdio upstream dies under an in-flight call, the client gets
-    -32000 'upstream "everything" became unavailable: ...' with data.upstream. When an HTTP upstream's
-    connection drops under an in-flight call, the client gets -32603 (Internal error)
-    'upstream transport error: error sending request for url (http://127.0.0.1:<port>/mcp)': a
-    generic code, no upstream name (only the upstream's private URL), no data.upstream.
-    (native-host/src/upstream/http.rs, post(): non-connect send errors map to INTERNAL_ERROR.)"""
+    """A call in flight when its HTTP upstream's connection drops gets the same clear error as with a
+    dying stdio upstream: -32000 naming the upstream, with data.upstream, and not the upstream's
+    private URL."""
     topo = crash_topo
     topo.gateway.wait_state({"everything", "modern"})
 
