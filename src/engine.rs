@@ -1890,10 +1890,10 @@ fn check_params(m: &str, params: Option<&Value>) -> Option<ErrorObject> {
                 return bad("`level` must be one of debug, info, notice, warning, error, critical, alert, emergency");
             }
         }
-        method::TOOLS_CALL | method::PROMPTS_GET => {
-            if get("arguments").is_some_and(|a| !a.is_object() && !a.is_null()) {
-                return bad("`arguments` must be an object");
-            }
+        method::TOOLS_CALL | method::PROMPTS_GET
+            if get("arguments").is_some_and(|a| !a.is_object() && !a.is_null()) =>
+        {
+            return bad("`arguments` must be an object");
         }
         _ => {}
     }

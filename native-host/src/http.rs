@@ -136,6 +136,7 @@ pub fn router(app: Arc<App>) -> Router {
     let limit = app.max_body_bytes;
     Router::new()
         .route("/mcp", get(get_mcp).post(post_mcp).delete(delete_mcp))
+        .route("/ws", get(crate::ws::upgrade))
         .route("/status", get(status))
         .route("/healthz", get(|| async { "ok\n" }))
         .layer(middleware::from_fn_with_state(app.clone(), origin_and_cors))

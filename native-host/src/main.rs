@@ -6,6 +6,7 @@ mod driver;
 mod http;
 mod stdio;
 mod upstream;
+mod ws;
 
 use clap::{Parser, Subcommand};
 use config::HostConfig;
@@ -48,6 +49,7 @@ CONFIG FILES
 
 ENDPOINTS (serve)
   POST/GET/DELETE /mcp   Streamable HTTP, both eras      GET /status   upstream status (JSON)
+  GET /ws                WebSocket, one JSON-RPC message per text frame, both eras
   GET /healthz           liveness
 
 Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more.";

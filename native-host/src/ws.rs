@@ -1,0 +1,57 @@
+//! The downstream WebSocket face on `/ws`: one engine session per connection, one JSON-RPC message
+//! per text frame, either era (a legacy client starts with `initialize`; a modern client's requests
+//! carry their own `_meta`). The same Origin rules as `/mcp` apply (the middleware runs first).
+
+use crate::driver::{ClientSink, Cmd};
+use crate::http::App;
+use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use mcp_edge_gateway::{Id, Message};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+struct WsSink(mpsc::UnboundedSender<Message>);
+
+impl ClientSink for WsSink {
+    fn deliver(&self, _related: Option<Id>, message: Message) {
+        let _ = self.0.send(message);
+    }
+}
+
+pub async fn upgrade(State(app): State<Arc<App>>, ws: WebSocketUpgrade) -> Response {
+    let limit = app.max_body_bytes;
+    ws.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| serve(app, socket))
+}
+
+async fn serve(app: Arc<App>, socket: WebSocket) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+    let Some(sid) = app.handle.open_session(Arc::new(WsSink(tx.clone()))).await else { return };
+    let (mut out, mut inp) = socket.split();
+    let writer = tokio::spawn(async move {
+        while let Some(m) = rx.recv().await {
+            if out.send(WsMessage::Text(m.to_json().into())).await.is_err() {
+                break;
+            }
+        }
+        let _ = out.close().await;
+    });
+    while let Some(frame) = inp.next().await {
+        let bytes = match frame {
+            Ok(WsMessage::Text(t)) => t.as_bytes().to_vec(),
+            Ok(WsMessage::Binary(b)) => b.to_vec(),
+            Ok(WsMessage::Close(_)) | Err(_) => break,
+            Ok(_) => continue,
+        };
+        match Message::parse(&bytes) {
+            Ok(m) => app.handle.send(Cmd::FromClient(sid, m)),
+            Err(e) => {
+                let _ = tx.send(Message::error(None, e.to_error()));
+            }
+        }
+    }
+    app.handle.send(Cmd::CloseSession(sid));
+    drop(tx);
+    writer.abort();
+}
