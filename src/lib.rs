@@ -8,6 +8,7 @@
 //! - [`protocol`]: MCP versions, eras, method names and `_meta` keys.
 //! - [`routing`]: namespacing and which upstream owns a name or URI.
 //! - [`cursor`]: aggregated pagination cursors.
+//! - [`sse`]: an incremental server-sent events parser for the HTTP connectors.
 //! - [`engine`]: sessions, upstreams, routing, id remapping and era bridging.
 #![forbid(unsafe_code)]
 
@@ -17,7 +18,10 @@ pub mod engine;
 pub mod jsonrpc;
 pub mod protocol;
 pub mod routing;
+pub mod sse;
 pub mod token;
+#[cfg(all(wasm_browser, feature = "web"))]
+pub mod web;
 
 pub use config::{ConfigError, GatewayConfig, Namespacing, UpstreamSpec};
 pub use engine::{Gateway, LogLevel, Millis, Output, SessionId, Stats, UpstreamId};

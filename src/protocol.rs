@@ -183,3 +183,36 @@ pub fn gateway_client_capabilities() -> Value {
 pub fn may_require_input(m: &str) -> bool {
     matches!(m, method::TOOLS_CALL | method::PROMPTS_GET | method::RESOURCES_READ)
 }
+
+/// `Mcp-Name` / `Mcp-Param-*` values that are not plain printable ASCII go base64 in a sentinel.
+pub fn header_value(v: &str) -> String {
+    let plain = !v.is_empty()
+        && v.bytes().all(|b| (0x20..0x7f).contains(&b))
+        && !v.starts_with(' ')
+        && !v.ends_with(' ')
+        && !v.starts_with("=?base64?");
+    if plain {
+        v.to_string()
+    } else {
+        format!("=?base64?{}?=", base64_std(v.as_bytes()))
+    }
+}
+
+fn base64_std(data: &[u8]) -> String {
+    let s = crate::cursor::base64url_encode(data).replace('-', "+").replace('_', "/");
+    let pad = (4 - s.len() % 4) % 4;
+    s + &"=".repeat(pad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_values_use_the_base64_sentinel_when_needed() {
+        assert_eq!(header_value("echo"), "echo");
+        assert_eq!(header_value("demo://resource/1"), "demo://resource/1");
+        assert_eq!(header_value("héllo"), "=?base64?aMOpbGxv?=");
+        assert_eq!(header_value(" x"), "=?base64?IHg=?=");
+    }
+}

@@ -7,12 +7,12 @@
 //! means it expired: the link is reported down and comes straight back up, and the engine
 //! re-initialises. Cancelling a modern request closes its stream, as the 2026 spec wants.
 
-use super::sse::Parser;
 use super::Backoff;
 use crate::driver::{Cmd, Handle};
 use futures_util::StreamExt;
 use mcp_edge_gateway::jsonrpc::code;
 use mcp_edge_gateway::protocol::{self, method, Era};
+use mcp_edge_gateway::sse::Parser;
 use mcp_edge_gateway::{ErrorObject, Id, Message, UpstreamId};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -136,26 +136,6 @@ fn era_of_message(m: &Message) -> Option<Era> {
     }
 }
 
-/// `Mcp-Name` / `Mcp-Param-*` values that are not plain printable ASCII go base64 in a sentinel.
-pub fn header_value(v: &str) -> String {
-    let plain = !v.is_empty()
-        && v.bytes().all(|b| (0x20..0x7f).contains(&b))
-        && !v.starts_with(' ')
-        && !v.ends_with(' ')
-        && !v.starts_with("=?base64?");
-    if plain {
-        v.to_string()
-    } else {
-        format!("=?base64?{}?=", base64_std(v.as_bytes()))
-    }
-}
-
-fn base64_std(data: &[u8]) -> String {
-    let s = mcp_edge_gateway::cursor::base64url_encode(data).replace('-', "+").replace('_', "/");
-    let pad = (4 - s.len() % 4) % 4;
-    s + &"=".repeat(pad)
-}
-
 impl Link {
     fn fail(&self, why: String) {
         let _ = self.fail.try_send(why);
@@ -238,7 +218,7 @@ impl Link {
                     _ => None,
                 };
                 if let Some(n) = name.and_then(|n| n.as_str()) {
-                    req = req.header("mcp-name", header_value(n));
+                    req = req.header("mcp-name", protocol::header_value(n));
                 }
             }
         } else if meth != method::INITIALIZE {
@@ -487,18 +467,5 @@ impl Link {
         if let Some(old) = st.get_stream.replace(task.abort_handle()) {
             old.abort();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn header_values_use_the_base64_sentinel_when_needed() {
-        assert_eq!(header_value("echo"), "echo");
-        assert_eq!(header_value("demo://resource/1"), "demo://resource/1");
-        assert_eq!(header_value("héllo"), "=?base64?aMOpbGxv?=");
-        assert_eq!(header_value(" x"), "=?base64?IHg=?=");
     }
 }

@@ -1,0 +1,3 @@
+export { default } from './mcp_edge_gateway.js';
+export * from './mcp_edge_gateway.js';
+export { GatewayTransport } from './transport.js';

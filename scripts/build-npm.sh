@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Build the npm package into pkg/: wasm-pack (no tool downloads: --mode no-install with the pinned
+# wasm-bindgen CLI and the npm binaryen wasm-opt first on PATH), wasm-opt -Oz, then the package
+# assembled from pkg-template/. Prints the sizes.
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+WWW="$ROOT/www"
+[ -x "$WWW/node_modules/.bin/wasm-opt" ] || { echo "run scripts/setup.sh first (npm binaryen)" >&2; exit 1; }
+export PATH="$WWW/node_modules/.bin:$PATH"   # npm wasm-opt 132 first: Debian's 108 corrupts the output
+want=$(grep -A1 'name = "wasm-bindgen"' Cargo.lock | sed -n 's/version = "\(.*\)"/\1/p')
+have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')
+[ "$want" = "$have" ] || { echo "wasm-bindgen CLI $have does not match Cargo.lock's $want: run scripts/setup.sh" >&2; exit 1; }
+
+step "wasm-pack build (release, size-optimised)"
+out="$ROOT/target/wasm-pack"
+rm -rf "$out"
+# Size over speed for the browser build only; the native release profile is untouched.
+CARGO_PROFILE_RELEASE_OPT_LEVEL=z CARGO_PROFILE_RELEASE_LTO=true CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
+CARGO_PROFILE_RELEASE_PANIC=abort \
+  flock /tmp/mcp-edge-gateway-cargo.lock \
+  wasm-pack build --mode no-install --release --target web --no-pack --out-dir "$out" --out-name mcp_edge_gateway \
+  . -- --features web
+
+step "wasm-opt -Oz"
+wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
+  "$out/mcp_edge_gateway_bg.wasm" -o "$out/mcp_edge_gateway_bg.wasm"
+
+step "assemble pkg/"
+rm -rf "$ROOT/pkg"
+mkdir -p "$ROOT/pkg"
+cp "$out"/mcp_edge_gateway.js "$out"/mcp_edge_gateway.d.ts "$out"/mcp_edge_gateway_bg.wasm "$out"/mcp_edge_gateway_bg.wasm.d.ts "$ROOT/pkg/"
+cp "$ROOT"/pkg-template/* "$ROOT/pkg/"
+node "$ROOT/scripts/npm-size.mjs" "$ROOT/pkg"

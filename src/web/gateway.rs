@@ -1,0 +1,526 @@
+//! `Gateway`: the JavaScript API of the browser build.
+//!
+//! ```js
+//! import init, { Gateway } from 'mcp-edge-gateway';
+//! await init();
+//! const gw = await Gateway.create({ upstreams: { board: { url: 'http://pi.local:8787/mcp' } } });
+//! const tools = await gw.listTools();
+//! const result = await gw.callTool('board__load', {});
+//! ```
+
+use super::connection::{listener_sink, Connection};
+use super::interop::{error_from_js, from_js, function, rpc_error, to_js, type_error};
+use super::local::LocalUpstream;
+use super::runtime::{self, Runtime, Shared};
+use crate::engine::{Gateway as Engine, SessionId, UpstreamId};
+use crate::jsonrpc::{code, ErrorObject, Id, Message};
+use crate::{Era, GatewayConfig, Namespacing, UpstreamSpec};
+use js_sys::{Function, Promise};
+use serde_json::{json, Map, Value};
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &'static str = r#"
+/** One upstream MCP server, by name (the name is its default prefix: `<name>__<tool>`). */
+export interface UpstreamConfig {
+  /** Streamable HTTP endpoint (`https://host/mcp`) or WebSocket URL (`wss://host/ws`). */
+  url: string;
+  /** Default: "websocket" for ws:// and wss:// URLs, else "http". */
+  transport?: "http" | "websocket";
+  /** Extra HTTP headers (HTTP transport only), e.g. an Authorization header for that server. */
+  headers?: Record<string, string>;
+  /** Prefix for its tool and prompt names; `false` for none. Default: the upstream's name. */
+  prefix?: string | false;
+  /** Protocol era; "auto" probes `server/discover` and falls back to `initialize`. */
+  era?: "auto" | "legacy" | "modern";
+}
+
+export interface GatewayConfig {
+  upstreams?: Record<string, UpstreamConfig>;
+  namespace?: { separator?: string; prefix?: boolean };
+  /** The in-page upstream that serves tools registered with `registerTool`. Default name "page". */
+  local?: { name?: string; prefix?: string | false };
+  /** A forwarded request without an answer after this long fails with -32001. Default 120000. */
+  requestTimeoutMs?: number;
+  /** Answer an upstream tool's sampling request (`sampling/createMessage` params → CreateMessageResult). */
+  onSampling?: (params: any) => any | Promise<any>;
+  /** Answer an upstream tool's elicitation (`elicitation/create` params → ElicitResult). */
+  onElicitation?: (params: any) => any | Promise<any>;
+  /** Answer `roots/list` → `{ roots: [...] }`. */
+  onRoots?: () => any | Promise<any>;
+}
+
+/** A JSON-RPC 2.0 message (either MCP era). */
+export type JsonRpcMessage = { jsonrpc: "2.0"; [key: string]: unknown };
+
+/** An in-page tool: a function of the arguments (and the request's `_meta`). Return a CallToolResult,
+ *  or any JSON value (it becomes text content, and structured content when it is an object). Throwing
+ *  gives an `isError` result with the message. */
+export type ToolHandler = (args: Record<string, unknown>, meta: Record<string, unknown> | null) => unknown | Promise<unknown>;
+
+/** Events: "notification" (every notification for this gateway's session, the message as detail),
+ *  "listchanged" ({ kind: "tools" | "prompts" | "resources" }), "progress" (notification params),
+ *  "log" (notifications/message params). */
+export type GatewayEvent = "notification" | "listchanged" | "progress" | "log";
+"#;
+
+/// A request waiting for its answer: resolve, reject, and the caller's own id (for `request`).
+type Waiting = (Function, Function, Option<Value>);
+
+struct Inner {
+    shared: Shared,
+    session: SessionId,
+    next: Cell<u64>,
+    /// Our request id → (resolve, reject, the caller's own id for `request`).
+    pending: RefCell<HashMap<String, Waiting>>,
+    listeners: RefCell<Vec<(String, Function)>>,
+    handlers: Handlers,
+    local: Rc<LocalUpstream>,
+}
+
+#[derive(Default)]
+struct Handlers {
+    sampling: Option<Function>,
+    elicitation: Option<Function>,
+    roots: Option<Function>,
+}
+
+/// An MCP gateway running in this page or worker: several upstream MCP servers (and in-page tools)
+/// behind one MCP endpoint, with namespacing, pagination, routing and era bridging.
+#[wasm_bindgen]
+pub struct Gateway {
+    inner: Rc<Inner>,
+}
+
+#[wasm_bindgen]
+impl Gateway {
+    /// Create a gateway and connect its upstreams. Resolves once the gateway answers; requests made
+    /// while upstreams are still connecting wait for them (up to 15 s).
+    #[wasm_bindgen(unchecked_return_type = "Promise<Gateway>")]
+    pub fn create(#[wasm_bindgen(unchecked_param_type = "GatewayConfig")] config: JsValue) -> Promise {
+        console_error_panic_hook::set_once();
+        match build(&config) {
+            Ok(gw) => {
+                let inner = gw.inner.clone();
+                future_to_promise(async move {
+                    let caps = inner.capabilities();
+                    let init = json!({
+                        "protocolVersion": crate::protocol::LATEST_LEGACY,
+                        "capabilities": caps,
+                        "clientInfo": { "name": "mcp-edge-gateway-js", "version": env!("CARGO_PKG_VERSION") },
+                    });
+                    inner.call("initialize", init, None).await?;
+                    inner.notify("notifications/initialized");
+                    Ok(Gateway { inner }.into())
+                })
+            }
+            Err(e) => Promise::reject(&e),
+        }
+    }
+
+    /// Send one MCP JSON-RPC request (either era) and resolve to its response message, with your
+    /// id. Notifications are delivered and resolve to `undefined`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<JsonRpcMessage | undefined>")]
+    pub fn request(&self, #[wasm_bindgen(unchecked_param_type = "JsonRpcMessage")] message: JsValue) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let m = Message::from_value(from_js(&message)?).map_err(|e| type_error(&e.to_string()))?;
+            match m {
+                Message::Request { id, method, params, .. } => {
+                    let resp = inner.call_raw(&method, params, Some(id.to_value())).await?;
+                    Ok(resp)
+                }
+                other => {
+                    runtime::with(&inner.shared, |e, t| e.handle_client(t, inner.session, other));
+                    Ok(JsValue::UNDEFINED)
+                }
+            }
+        })
+    }
+
+    /// Every tool of every upstream (all pages followed).
+    #[wasm_bindgen(js_name = listTools, unchecked_return_type = "Promise<any[]>")]
+    pub fn list_tools(&self) -> Promise {
+        self.list("tools/list", "tools")
+    }
+
+    /// Every prompt of every upstream.
+    #[wasm_bindgen(js_name = listPrompts, unchecked_return_type = "Promise<any[]>")]
+    pub fn list_prompts(&self) -> Promise {
+        self.list("prompts/list", "prompts")
+    }
+
+    /// Every resource of every upstream.
+    #[wasm_bindgen(js_name = listResources, unchecked_return_type = "Promise<any[]>")]
+    pub fn list_resources(&self) -> Promise {
+        self.list("resources/list", "resources")
+    }
+
+    /// Call a tool by its exposed name; resolves to the CallToolResult (which may have `isError`),
+    /// rejects with an `McpError` (with `code`) for protocol errors.
+    #[wasm_bindgen(js_name = callTool, unchecked_return_type = "Promise<any>")]
+    pub fn call_tool(
+        &self,
+        name: String,
+        #[wasm_bindgen(unchecked_param_type = "Record<string, unknown>")] args: JsValue,
+    ) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let args = if args.is_undefined() || args.is_null() { json!({}) } else { from_js(&args)? };
+            inner.call("tools/call", json!({ "name": name, "arguments": args }), None).await
+        })
+    }
+
+    /// Read a resource by URI; resolves to the ReadResourceResult.
+    #[wasm_bindgen(js_name = readResource, unchecked_return_type = "Promise<any>")]
+    pub fn read_resource(&self, uri: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move { inner.call("resources/read", json!({ "uri": uri }), None).await })
+    }
+
+    /// Get a prompt by its exposed name; resolves to the GetPromptResult.
+    #[wasm_bindgen(js_name = getPrompt, unchecked_return_type = "Promise<any>")]
+    pub fn get_prompt(
+        &self,
+        name: String,
+        #[wasm_bindgen(unchecked_param_type = "Record<string, string>")] args: JsValue,
+    ) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let args = if args.is_undefined() || args.is_null() { json!({}) } else { from_js(&args)? };
+            inner.call("prompts/get", json!({ "name": name, "arguments": args }), None).await
+        })
+    }
+
+    /// Serve a JS function as a tool of the in-page upstream (exposed as `page__<name>` by default).
+    /// Registering a name again replaces it. Returns a function that unregisters it.
+    #[wasm_bindgen(js_name = registerTool, unchecked_return_type = "() => void")]
+    pub fn register_tool(
+        &self,
+        #[wasm_bindgen(
+            unchecked_param_type = "{ name: string; description?: string; inputSchema?: object; [key: string]: unknown }"
+        )]
+        definition: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "ToolHandler")] handler: Function,
+    ) -> Result<JsValue, JsValue> {
+        let def = from_js(&definition)?;
+        let name = def.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+        self.inner.local.register(def, handler)?;
+        let local = Rc::downgrade(&self.inner.local);
+        let undo = Closure::once_into_js(move || {
+            if let Some(l) = local.upgrade() {
+                l.unregister(&name);
+            }
+        });
+        Ok(undo)
+    }
+
+    /// Listen to an event; returns a function that stops listening.
+    #[wasm_bindgen(unchecked_return_type = "() => void")]
+    pub fn on(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "GatewayEvent")] event: String,
+        listener: Function,
+    ) -> JsValue {
+        self.inner.listeners.borrow_mut().push((event, listener.clone()));
+        let weak = Rc::downgrade(&self.inner);
+        Closure::once_into_js(move || {
+            if let Some(i) = weak.upgrade() {
+                i.listeners.borrow_mut().retain(|(_, l)| *l != listener);
+            }
+        })
+    }
+
+    /// A raw MCP session on this gateway: what the gateway sends it goes to `listener`. Used by
+    /// `GatewayTransport` so the official TypeScript SDK `Client` can run in-process.
+    pub fn connect(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(message: JsonRpcMessage) => void")] listener: Function,
+    ) -> Connection {
+        let shared = self.inner.shared.clone();
+        let session = runtime::open_session(&shared, listener_sink(listener));
+        Connection { shared, session, open: Cell::new(true) }
+    }
+
+    /// Each upstream's state, era and item counts.
+    pub fn status(&self) -> JsValue {
+        to_js(&self.inner.shared.borrow().engine.status())
+    }
+
+    /// Disconnect every upstream and fail whatever is still waiting.
+    pub fn close(&self) {
+        runtime::shutdown(&self.inner.shared);
+        let pending: Vec<_> = self.inner.pending.borrow_mut().drain().collect();
+        for (_, (_, reject, _)) in pending {
+            let _ = reject.call1(&JsValue::NULL, &rpc_error(&ErrorObject::new(code::INTERNAL_ERROR, "gateway closed")));
+        }
+    }
+}
+
+impl Gateway {
+    fn list(&self, method: &'static str, field: &'static str) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let all = js_sys::Array::new();
+            let mut cursor: Option<String> = None;
+            for _ in 0..1000 {
+                let params = match &cursor {
+                    Some(c) => json!({ "cursor": c }),
+                    None => json!({}),
+                };
+                let page = from_js(&inner.call(method, params, None).await?)?;
+                for item in page.get(field).and_then(Value::as_array).into_iter().flatten() {
+                    all.push(&to_js(item));
+                }
+                match page.get("nextCursor").and_then(Value::as_str) {
+                    Some(c) => cursor = Some(c.to_string()),
+                    None => break,
+                }
+            }
+            Ok(all.into())
+        })
+    }
+}
+
+fn build(config: &JsValue) -> Result<Gateway, JsValue> {
+    let handlers = Handlers {
+        sampling: function(config, "onSampling"),
+        elicitation: function(config, "onElicitation"),
+        roots: function(config, "onRoots"),
+    };
+    let cfg = if config.is_undefined() || config.is_null() { json!({}) } else { from_js(config)? };
+    let mut core = GatewayConfig::default();
+    let ns = cfg.get("namespace");
+    if let Some(sep) = ns.and_then(|n| n.get("separator")).and_then(Value::as_str) {
+        core.namespacing = Namespacing { separator: sep.to_string() };
+    }
+    let default_prefix = ns.and_then(|n| n.get("prefix")).and_then(Value::as_bool).unwrap_or(true);
+    if let Some(t) = cfg.get("requestTimeoutMs").and_then(Value::as_u64) {
+        core.request_timeout_ms = t;
+    }
+    let prefix_of = |name: &str, v: Option<&Value>| -> Result<Option<String>, JsValue> {
+        match v {
+            None => Ok(default_prefix.then(|| name.to_string())),
+            Some(Value::Bool(false)) => Ok(None),
+            Some(Value::Bool(true)) => Ok(Some(name.to_string())),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(type_error(&format!("upstream {name:?}: prefix must be a string or false"))),
+        }
+    };
+    enum Kind {
+        Http(String, BTreeMap<String, String>),
+        Ws(String),
+    }
+    let mut kinds = Vec::new();
+    let empty = Map::new();
+    for (name, u) in cfg.get("upstreams").and_then(Value::as_object).unwrap_or(&empty) {
+        let url = u
+            .get("url")
+            .and_then(Value::as_str)
+            .ok_or_else(|| type_error(&format!("upstream {name:?}: `url` is required")))?
+            .to_string();
+        let ws = match u.get("transport").and_then(Value::as_str) {
+            Some("websocket") => true,
+            Some("http") => false,
+            None => url.starts_with("ws://") || url.starts_with("wss://"),
+            Some(o) => {
+                return Err(type_error(&format!(
+                    "upstream {name:?}: transport must be \"http\" or \"websocket\", not {o:?}"
+                )))
+            }
+        };
+        let era = match u.get("era").and_then(Value::as_str) {
+            None | Some("auto") => None,
+            Some("legacy") => Some(Era::Legacy),
+            Some("modern") => Some(Era::Modern),
+            Some(o) => {
+                return Err(type_error(&format!("upstream {name:?}: era must be auto, legacy or modern, not {o:?}")))
+            }
+        };
+        core.upstreams.push(UpstreamSpec { name: name.clone(), prefix: prefix_of(name, u.get("prefix"))?, era });
+        let headers: BTreeMap<String, String> = u
+            .get("headers")
+            .and_then(Value::as_object)
+            .map(|h| h.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).collect())
+            .unwrap_or_default();
+        kinds.push(if ws { Kind::Ws(url) } else { Kind::Http(url, headers) });
+    }
+    let local = cfg.get("local");
+    let local_name = local.and_then(|l| l.get("name")).and_then(Value::as_str).unwrap_or("page").to_string();
+    let local_prefix = prefix_of(&local_name, local.and_then(|l| l.get("prefix")))?;
+    core.upstreams.push(UpstreamSpec { name: local_name, prefix: local_prefix, era: Some(Era::Legacy) });
+    let local_id = UpstreamId(core.upstreams.len() - 1);
+
+    let mut engine = Engine::new(core).map_err(|e| type_error(&e.to_string()))?;
+    let mut seed = [0u8; 32];
+    fill_random(&mut seed)?;
+    engine.seed(seed);
+    let shared = Runtime::new(engine);
+    let local = LocalUpstream::new(&shared, local_id);
+
+    let inner = Rc::new_cyclic(|weak: &std::rc::Weak<Inner>| {
+        let weak = weak.clone();
+        let sink: runtime::Sink = Rc::new(move |_related, m: Message| {
+            if let Some(i) = weak.upgrade() {
+                i.deliver(m);
+            }
+        });
+        let session = runtime::open_session(&shared, sink);
+        Inner {
+            shared: shared.clone(),
+            session,
+            next: Cell::new(1),
+            pending: RefCell::new(HashMap::new()),
+            listeners: RefCell::new(Vec::new()),
+            handlers,
+            local: local.clone(),
+        }
+    });
+    for (i, k) in kinds.into_iter().enumerate() {
+        let name = inner.shared.borrow().engine.config().upstreams[i].name.clone();
+        match k {
+            Kind::Http(url, headers) => super::fetch::connect(&shared, UpstreamId(i), name, url, headers),
+            Kind::Ws(url) => super::websocket::connect(&shared, UpstreamId(i), url),
+        }
+    }
+    runtime::link_up(&shared, local_id, local);
+    Ok(Gateway { inner })
+}
+
+/// 32 random bytes from `crypto.getRandomValues` (pages and workers both have `crypto`).
+fn fill_random(buf: &mut [u8; 32]) -> Result<(), JsValue> {
+    let crypto = js_sys::Reflect::get(&js_sys::global(), &"crypto".into())?;
+    let get =
+        function(&crypto, "getRandomValues").ok_or_else(|| type_error("crypto.getRandomValues is not available"))?;
+    let arr = js_sys::Uint8Array::new_with_length(32);
+    get.call1(&crypto, &arr)?;
+    arr.copy_to(buf);
+    Ok(())
+}
+
+impl Inner {
+    fn capabilities(&self) -> Value {
+        let mut caps = json!({});
+        if self.handlers.sampling.is_some() {
+            caps["sampling"] = json!({});
+        }
+        if self.handlers.elicitation.is_some() {
+            caps["elicitation"] = json!({ "form": {}, "url": {} });
+        }
+        if self.handlers.roots.is_some() {
+            caps["roots"] = json!({ "listChanged": true });
+        }
+        caps
+    }
+
+    fn notify(&self, method: &str) {
+        let m = Message::notification(method, None);
+        runtime::with(&self.shared, |e, t| e.handle_client(t, self.session, m));
+    }
+
+    /// Send a request on our session; resolve to the result, reject with an `McpError`.
+    async fn call(&self, method: &str, params: Value, _user_id: Option<Value>) -> Result<JsValue, JsValue> {
+        let resp = from_js(&self.call_raw(method, Some(params), None).await?)?;
+        if let Some(e) = resp.get("error") {
+            let e = ErrorObject {
+                code: e.get("code").and_then(Value::as_i64).unwrap_or(code::INTERNAL_ERROR),
+                message: e.get("message").and_then(Value::as_str).unwrap_or_default().to_string(),
+                data: e.get("data").cloned(),
+            };
+            return Err(rpc_error(&e));
+        }
+        Ok(to_js(resp.get("result").unwrap_or(&Value::Null)))
+    }
+
+    /// Send a request and resolve to the whole response message, with `user_id` put back.
+    async fn call_raw(&self, method: &str, params: Option<Value>, user_id: Option<Value>) -> Result<JsValue, JsValue> {
+        if self.shared.borrow().closed {
+            return Err(rpc_error(&ErrorObject::new(code::INTERNAL_ERROR, "gateway closed")));
+        }
+        let n = self.next.get();
+        self.next.set(n + 1);
+        let key = format!("js-{n}");
+        let mut resolve_reject = None;
+        let promise = Promise::new(&mut |res, rej| resolve_reject = Some((res, rej)));
+        let (res, rej) = resolve_reject.expect("the executor runs synchronously");
+        self.pending.borrow_mut().insert(key.clone(), (res, rej, user_id));
+        let m = Message::Request { id: Id::Str(key), method: method.into(), params, rest: Map::new() };
+        runtime::with(&self.shared, |e, t| e.handle_client(t, self.session, m));
+        JsFuture::from(promise).await
+    }
+
+    /// Everything the engine sends our session.
+    fn deliver(self: &Rc<Self>, m: Message) {
+        match m {
+            Message::Response { id: Id::Str(ref k), .. } | Message::Error { id: Some(Id::Str(ref k)), .. }
+                if self.pending.borrow().contains_key(k) =>
+            {
+                let (resolve, _, user_id) = self.pending.borrow_mut().remove(k).expect("checked");
+                let mut v = m.to_value();
+                if let Some(u) = user_id {
+                    v["id"] = u;
+                }
+                let _ = resolve.call1(&JsValue::NULL, &to_js(&v));
+            }
+            Message::Request { id, method, params, .. } => self.answer_server_request(id, method, params),
+            Message::Notification { ref method, ref params, .. } => {
+                let detail = to_js(&m.to_value());
+                self.emit("notification", &detail);
+                let p = to_js(params.as_ref().unwrap_or(&Value::Null));
+                match method.as_str() {
+                    "notifications/progress" => self.emit("progress", &p),
+                    "notifications/message" => self.emit("log", &p),
+                    m if m.ends_with("/list_changed") => {
+                        let kind = m.trim_start_matches("notifications/").trim_end_matches("/list_changed");
+                        self.emit("listchanged", &to_js(&json!({ "kind": kind })));
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn emit(&self, event: &str, detail: &JsValue) {
+        let ls: Vec<Function> =
+            self.listeners.borrow().iter().filter(|(e, _)| e == event).map(|(_, f)| f.clone()).collect();
+        for l in ls {
+            let _ = l.call1(&JsValue::NULL, detail);
+        }
+    }
+
+    /// An upstream asks us (sampling, elicitation, roots): the page's handlers answer.
+    fn answer_server_request(self: &Rc<Self>, id: Id, method: String, params: Option<Value>) {
+        let handler = match method.as_str() {
+            "sampling/createMessage" => self.handlers.sampling.clone(),
+            "elicitation/create" => self.handlers.elicitation.clone(),
+            "roots/list" => self.handlers.roots.clone(),
+            _ => None,
+        };
+        let me = self.clone();
+        let Some(h) = handler else {
+            let e = ErrorObject::new(code::METHOD_NOT_FOUND, format!("no handler for {method}"));
+            return me.answer(Message::error(Some(id), e));
+        };
+        let outcome = h.call1(&JsValue::NULL, &to_js(params.as_ref().unwrap_or(&Value::Null)));
+        spawn_local(async move {
+            let settled = match outcome {
+                Ok(v) => JsFuture::from(Promise::resolve(&v)).await,
+                Err(e) => Err(e),
+            };
+            let reply = match settled.and_then(|v| from_js(&v)) {
+                Ok(r) => Message::response(id, r),
+                Err(e) => Message::error(Some(id), error_from_js(&e)),
+            };
+            me.answer(reply);
+        });
+    }
+
+    fn answer(&self, m: Message) {
+        runtime::with(&self.shared, |e, t| e.handle_client(t, self.session, m));
+    }
+}

@@ -1,0 +1,229 @@
+//! The browser's driver of the engine: the same calling contract as the native host's loop, on the
+//! JS event loop. Time is `Date.now()` relative to start; the next deadline is one `setTimeout`.
+//!
+//! Re-entrancy: JS callbacks (promise resolution, event listeners, in-page tool handlers) may call
+//! back into the gateway synchronously, so the engine is never borrowed while one runs: outputs are
+//! collected under the borrow and performed after it is released.
+
+use crate::engine::{Gateway as Engine, LogLevel, Millis, Output, SessionId, UpstreamId};
+use crate::jsonrpc::{Id, Message};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::{Rc, Weak};
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(handler: &js_sys::Function, ms: i32) -> JsValue;
+    #[wasm_bindgen(js_name = clearTimeout)]
+    fn clear_timeout(handle: &JsValue);
+}
+
+/// Something that carries messages to one upstream.
+pub trait Link {
+    fn send(&self, m: Message);
+    fn close(&self);
+}
+
+/// Where one session's messages go.
+pub type Sink = Rc<dyn Fn(Option<Id>, Message)>;
+
+pub struct Runtime {
+    pub engine: Engine,
+    origin: f64,
+    sinks: HashMap<SessionId, Sink>,
+    links: HashMap<UpstreamId, Rc<dyn Link>>,
+    timer: Option<(JsValue, Millis)>,
+    timer_cb: Option<Closure<dyn FnMut()>>,
+    pub closed: bool,
+}
+
+pub type Shared = Rc<RefCell<Runtime>>;
+
+impl Runtime {
+    pub fn new(engine: Engine) -> Shared {
+        let shared = Rc::new(RefCell::new(Runtime {
+            engine,
+            origin: js_sys::Date::now(),
+            sinks: HashMap::new(),
+            links: HashMap::new(),
+            timer: None,
+            timer_cb: None,
+            closed: false,
+        }));
+        let weak = Rc::downgrade(&shared);
+        let cb = Closure::<dyn FnMut()>::new(move || {
+            if let Some(s) = weak.upgrade() {
+                s.borrow_mut().timer = None;
+                with(&s, |e, t| e.handle_timeout(t));
+            }
+        });
+        shared.borrow_mut().timer_cb = Some(cb);
+        shared
+    }
+
+    fn now(&self) -> Millis {
+        (js_sys::Date::now() - self.origin).max(0.0) as Millis
+    }
+}
+
+/// Run `f` on the engine with the current time, then perform what it produced.
+pub fn with<R>(shared: &Shared, f: impl FnOnce(&mut Engine, Millis) -> R) -> R {
+    let r = {
+        let mut rt = shared.borrow_mut();
+        let t = rt.now();
+        f(&mut rt.engine, t)
+    };
+    pump(shared);
+    r
+}
+
+pub fn open_session(shared: &Shared, sink: Sink) -> SessionId {
+    let s = {
+        let mut rt = shared.borrow_mut();
+        let t = rt.now();
+        rt.engine.open_session(t)
+    };
+    shared.borrow_mut().sinks.insert(s, sink);
+    s
+}
+
+pub fn close_session(shared: &Shared, s: SessionId) {
+    with(shared, |e, t| e.close_session(t, s));
+    shared.borrow_mut().sinks.remove(&s);
+}
+
+pub fn link_up(shared: &Shared, u: UpstreamId, link: Rc<dyn Link>) {
+    if shared.borrow().closed {
+        return link.close();
+    }
+    shared.borrow_mut().links.insert(u, link);
+    with(shared, |e, t| e.upstream_connected(t, u));
+}
+
+pub fn link_down(shared: &Shared, u: UpstreamId, why: &str) {
+    shared.borrow_mut().links.remove(&u);
+    with(shared, |e, t| e.upstream_disconnected(t, u, why));
+}
+
+pub fn from_upstream(shared: &Shared, u: UpstreamId, m: Message, related: Option<i64>) {
+    with(shared, |e, t| e.handle_upstream(t, u, m, related));
+}
+
+pub fn session_expired(shared: &Shared, u: UpstreamId) {
+    with(shared, |e, t| e.upstream_session_expired(t, u));
+}
+
+/// Perform everything the engine has produced, then re-arm the timer.
+pub fn pump(shared: &Shared) {
+    loop {
+        let outs: Vec<Output> = {
+            let mut rt = shared.borrow_mut();
+            std::iter::from_fn(|| rt.engine.poll_output()).collect()
+        };
+        if outs.is_empty() {
+            break;
+        }
+        for o in outs {
+            match o {
+                Output::ToClient { session, related, message } => {
+                    let sink = shared.borrow().sinks.get(&session).cloned();
+                    if let Some(sink) = sink {
+                        sink(related, message);
+                    }
+                }
+                Output::ToUpstream { upstream, message } => {
+                    let link = shared.borrow().links.get(&upstream).cloned();
+                    if let Some(link) = link {
+                        link.send(message);
+                    }
+                }
+                Output::Log { level, message } => log(level, &message),
+            }
+        }
+    }
+    arm_timer(shared);
+}
+
+fn arm_timer(shared: &Shared) {
+    let mut rt = shared.borrow_mut();
+    if rt.closed {
+        if let Some((h, _)) = rt.timer.take() {
+            clear_timeout(&h);
+        }
+        return;
+    }
+    let next = rt.engine.poll_timeout();
+    match (&rt.timer, next) {
+        (Some((_, at)), Some(n)) if *at == n => {}
+        _ => {
+            if let Some((h, _)) = rt.timer.take() {
+                clear_timeout(&h);
+            }
+            if let Some(n) = next {
+                let ms = n.saturating_sub(rt.now()).min(i32::MAX as u64) as i32;
+                let h = set_timeout(rt.timer_cb.as_ref().expect("set in new").as_ref().unchecked_ref(), ms);
+                rt.timer = Some((h, n));
+            }
+        }
+    }
+}
+
+/// Close every link and stop the timer.
+pub fn shutdown(shared: &Shared) {
+    let links: Vec<Rc<dyn Link>> = {
+        let mut rt = shared.borrow_mut();
+        rt.closed = true;
+        rt.links.drain().map(|(_, l)| l).collect()
+    };
+    for l in links {
+        l.close();
+    }
+    arm_timer(shared);
+}
+
+pub fn weak(shared: &Shared) -> Weak<RefCell<Runtime>> {
+    Rc::downgrade(shared)
+}
+
+fn log(level: LogLevel, message: &str) {
+    let m = JsValue::from_str(&format!("[mcp-edge-gateway] {message}"));
+    match level {
+        LogLevel::Debug => {}
+        LogLevel::Info => web_sys_console("info", &m),
+        LogLevel::Warn => web_sys_console("warn", &m),
+        LogLevel::Error => web_sys_console("error", &m),
+    }
+}
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = console, js_name = info)]
+    fn console_info(m: &JsValue);
+    #[wasm_bindgen(js_namespace = console, js_name = warn)]
+    fn console_warn(m: &JsValue);
+    #[wasm_bindgen(js_namespace = console, js_name = error)]
+    fn console_error(m: &JsValue);
+}
+
+fn web_sys_console(kind: &str, m: &JsValue) {
+    match kind {
+        "info" => console_info(m),
+        "warn" => console_warn(m),
+        _ => console_error(m),
+    }
+}
+
+/// Exponential backoff with jitter for reconnects: 250 ms doubling to 30 s.
+pub fn backoff_ms(attempt: u32) -> i32 {
+    let base = 250u32.saturating_mul(1 << attempt.min(7)).min(30_000);
+    let jitter = (js_sys::Math::random() * f64::from(base / 2)) as u32;
+    (base / 2 + jitter) as i32
+}
+
+/// Run `f` after `ms` milliseconds (once).
+pub fn after(ms: i32, f: impl FnOnce() + 'static) {
+    let cb = Closure::once_into_js(f);
+    set_timeout(cb.unchecked_ref(), ms);
+}
