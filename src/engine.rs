@@ -79,6 +79,8 @@ struct Upstream {
     interactive: HashSet<String>,
     probe_deadline: Option<Millis>,
     ever_ready: bool,
+    /// The host reported the link down at least once (so it is not merely still starting).
+    ever_down: bool,
     /// Pages gathered so far by an internal catalogue refresh, per kind.
     gathering: HashMap<ListKind, Vec<Value>>,
 }
@@ -155,6 +157,13 @@ struct Parked {
     expires: Millis,
 }
 
+impl Upstream {
+    /// Not ready yet, and not known to be unreachable: its first connection is still under way.
+    fn starting(&self) -> bool {
+        !self.ever_ready && !self.ever_down
+    }
+}
+
 struct Session {
     legacy_initialized: bool,
     version: String,
@@ -215,6 +224,7 @@ impl Gateway {
                 interactive: HashSet::new(),
                 probe_deadline: None,
                 ever_ready: false,
+                ever_down: false,
                 gathering: HashMap::new(),
             })
             .collect();
@@ -457,7 +467,7 @@ impl Gateway {
         if matches!(m, method::INITIALIZE | method::PING | method::DISCOVER) {
             return false;
         }
-        self.ups.iter().any(|u| !u.ever_ready && matches!(u.link, Link::Probing | Link::Initializing))
+        self.ups.iter().any(|u| u.starting())
     }
 
     fn replay_deferred(&mut self, now: Millis) {
@@ -1105,7 +1115,7 @@ impl Gateway {
                 self.refresh_catalog(u, kind, None);
             }
         }
-        if self.ups.iter().all(|x| x.ever_ready || matches!(x.link, Link::Down)) {
+        if !self.ups.iter().any(Upstream::starting) {
             self.replay_deferred(now);
         }
     }
@@ -1143,6 +1153,7 @@ impl Gateway {
         let was = self.ups[u.0].link;
         let up = &mut self.ups[u.0];
         up.link = Link::Down;
+        up.ever_down = true;
         up.probe_deadline = None;
         up.gathering.clear();
         up.queued = 0;
@@ -1173,7 +1184,7 @@ impl Gateway {
                 self.broadcast_legacy(k.list_changed(), None);
             }
         }
-        if self.ups.iter().all(|x| x.ever_ready || matches!(x.link, Link::Down)) {
+        if !self.ups.iter().any(Upstream::starting) {
             self.replay_deferred(now);
         }
     }
@@ -1251,6 +1262,7 @@ impl Gateway {
                         format!("upstream {name:?} is configured modern but server/discover failed: {other:?}"),
                     );
                     self.ups[u.0].link = Link::Down;
+                    self.ups[u.0].ever_down = true;
                 }
             },
             Pending::Init => match answer {
