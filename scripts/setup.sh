@@ -8,6 +8,28 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
+step "Chromium and ChromeDriver (Debian packages) for the browser tests"
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver
+fi
+
+step "wasm-bindgen CLI (the version in Cargo.lock) and wasm-pack, from crates.io"
+WBG=$(grep -A1 'name = "wasm-bindgen"' "$ROOT/Cargo.lock" | sed -n 's/version = "\(.*\)"/\1/p')
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WBG" ]; then
+  cargo install wasm-bindgen-cli --version "$WBG"   # not --locked: a yanked dependency breaks it
+fi
+WASM_PACK=0.15.1
+if [ "$(wasm-pack --version 2>/dev/null | awk '{print $2}')" != "$WASM_PACK" ]; then
+  cargo install wasm-pack --version "$WASM_PACK"
+fi
+
+step "node build and browser-test dependencies (www/package-lock.json: binaryen wasm-opt, playwright-core, tsc)"
+if [ ! -d "$ROOT/www/node_modules" ] || [ "$ROOT/www/package-lock.json" -nt "$ROOT/www/node_modules/.package-lock.json" ]; then
+  (cd "$ROOT/www" && npm ci --no-audit --no-fund)
+fi
+
 step "node test dependencies (tests/interop/package-lock.json)"
 command -v node >/dev/null || { echo "node not found: install Node.js >= 20" >&2; exit 1; }
 if [ ! -d "$INTEROP/node_modules" ] || [ "$INTEROP/package-lock.json" -nt "$INTEROP/node_modules/.package-lock.json" ]; then

@@ -5,6 +5,8 @@ start=$(date +%s)
 "$ROOT/scripts/setup.sh"
 "$ROOT/scripts/build.sh"
 "$ROOT/scripts/test-rust.sh"
+"$ROOT/scripts/build-npm.sh"
 "$ROOT/scripts/test-wasm.sh"
 "$ROOT/scripts/test-interop.sh"
+"$ROOT/scripts/test-browser.sh"
 step "all tests passed in $(( $(date +%s) - start )) s"

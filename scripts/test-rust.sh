@@ -9,3 +9,4 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy"
 cargo_locked clippy --workspace --all-targets -- -D warnings
+cargo_locked clippy -p mcp-edge-gateway --target wasm32-unknown-unknown --features web --all-targets -- -D warnings

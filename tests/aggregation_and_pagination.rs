@@ -1,4 +1,8 @@
 //! Aggregation of several upstreams: namespacing, cursors that walk every upstream's pages, routing.
+#[cfg(all(target_family = "wasm", target_os = "unknown"))]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+#[cfg(all(target_family = "wasm", target_os = "unknown"))]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 mod common;
 use common::*;
 use mcp_edge_gateway::{cursor, GatewayConfig, Id, UpstreamSpec};

@@ -1,5 +1,9 @@
 //! Legacy clients with modern upstreams and modern clients with legacy upstreams, including the
 //! server-to-client requests (elicitation) that the two eras carry differently.
+#[cfg(all(target_family = "wasm", target_os = "unknown"))]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+#[cfg(all(target_family = "wasm", target_os = "unknown"))]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 mod common;
 use common::*;
 use mcp_edge_gateway::{Id, Message};

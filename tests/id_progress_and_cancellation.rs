@@ -1,4 +1,8 @@
 //! Ids and progress tokens are remapped both ways and come back exactly; cancellation follows.
+#[cfg(all(target_family = "wasm", target_os = "unknown"))]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+#[cfg(all(target_family = "wasm", target_os = "unknown"))]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 mod common;
 use common::*;
 use mcp_edge_gateway::{Id, Message, UpstreamId};

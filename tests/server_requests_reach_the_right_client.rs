@@ -1,5 +1,9 @@
 //! Server-to-client requests (elicitation, sampling, roots) go to the client whose call caused them,
 //! and never to another user's session when that cannot be told.
+#[cfg(all(target_family = "wasm", target_os = "unknown"))]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+#[cfg(all(target_family = "wasm", target_os = "unknown"))]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 mod common;
 use common::*;
 use mcp_edge_gateway::{Id, Message, UpstreamId};

@@ -102,24 +102,7 @@ impl Gateway {
     /// while upstreams are still connecting wait for them (up to 15 s).
     #[wasm_bindgen(unchecked_return_type = "Promise<Gateway>")]
     pub fn create(#[wasm_bindgen(unchecked_param_type = "GatewayConfig")] config: JsValue) -> Promise {
-        console_error_panic_hook::set_once();
-        match build(&config) {
-            Ok(gw) => {
-                let inner = gw.inner.clone();
-                future_to_promise(async move {
-                    let caps = inner.capabilities();
-                    let init = json!({
-                        "protocolVersion": crate::protocol::LATEST_LEGACY,
-                        "capabilities": caps,
-                        "clientInfo": { "name": "mcp-edge-gateway-js", "version": env!("CARGO_PKG_VERSION") },
-                    });
-                    inner.call("initialize", init, None).await?;
-                    inner.notify("notifications/initialized");
-                    Ok(Gateway { inner }.into())
-                })
-            }
-            Err(e) => Promise::reject(&e),
-        }
+        future_to_promise(async move { Gateway::open(&config).await.map(JsValue::from) })
     }
 
     /// Send one MCP JSON-RPC request (either era) and resolve to its response message, with your
@@ -262,6 +245,20 @@ impl Gateway {
 }
 
 impl Gateway {
+    /// `Gateway.create` for Rust callers (and the browser tests).
+    pub async fn open(config: &JsValue) -> Result<Gateway, JsValue> {
+        console_error_panic_hook::set_once();
+        let inner = build(config)?.inner;
+        let init = json!({
+            "protocolVersion": crate::protocol::LATEST_LEGACY,
+            "capabilities": inner.capabilities(),
+            "clientInfo": { "name": "mcp-edge-gateway-js", "version": env!("CARGO_PKG_VERSION") },
+        });
+        inner.call("initialize", init, None).await?;
+        inner.notify("notifications/initialized");
+        Ok(Gateway { inner })
+    }
+
     fn list(&self, method: &'static str, field: &'static str) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
