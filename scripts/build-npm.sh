@@ -31,3 +31,12 @@ mkdir -p "$ROOT/pkg"
 cp "$out"/mcp_edge_gateway.js "$out"/mcp_edge_gateway.d.ts "$out"/mcp_edge_gateway_bg.wasm "$out"/mcp_edge_gateway_bg.wasm.d.ts "$ROOT/pkg/"
 cp "$ROOT"/pkg-template/* "$ROOT/pkg/"
 node "$ROOT/scripts/npm-size.mjs" "$ROOT/pkg"
+
+step "npm pack (dry run)"
+(cd "$ROOT/pkg" && npm pack --dry-run --json 2>/dev/null | node -e '
+  const [p] = JSON.parse(require("fs").readFileSync(0, "utf8"));
+  const files = p.files.map((f) => f.path).sort();
+  const need = ["index.js", "index.d.ts", "mcp_edge_gateway_bg.wasm", "mcp_edge_gateway.js", "package.json", "transport.js"];
+  const missing = need.filter((f) => !files.includes(f));
+  if (missing.length) { console.error("npm pack is missing " + missing.join(", ")); process.exit(1); }
+  console.log(`${p.filename}: ${p.files.length} files, ${(p.size / 1024).toFixed(1)} KiB`);')
