@@ -81,6 +81,8 @@ struct Upstream {
     ever_ready: bool,
     /// The host reported the link down at least once (so it is not merely still starting).
     ever_down: bool,
+    /// Its first catalogue (every list) has been fetched: unprefixed names can be routed.
+    listed: bool,
     /// Pages gathered so far by an internal catalogue refresh, per kind.
     gathering: HashMap<ListKind, Vec<Value>>,
 }
@@ -160,7 +162,7 @@ struct Parked {
 impl Upstream {
     /// Not ready yet, and not known to be unreachable: its first connection is still under way.
     fn starting(&self) -> bool {
-        !self.ever_ready && !self.ever_down
+        !(self.ever_ready && self.listed) && !self.ever_down
     }
 }
 
@@ -225,6 +227,7 @@ impl Gateway {
                 probe_deadline: None,
                 ever_ready: false,
                 ever_down: false,
+                listed: false,
                 gathering: HashMap::new(),
             })
             .collect();
@@ -1115,9 +1118,7 @@ impl Gateway {
                 self.refresh_catalog(u, kind, None);
             }
         }
-        if !self.ups.iter().any(Upstream::starting) {
-            self.replay_deferred(now);
-        }
+        self.check_listed(now, u);
     }
 
     fn refresh_catalog(&mut self, u: UpstreamId, kind: ListKind, cursor: Option<String>) {
@@ -1294,9 +1295,22 @@ impl Gateway {
                     self.upstream_disconnected(now, u, "initialize failed");
                 }
             },
-            Pending::Catalog(kind) => self.catalog_page(u, kind, answer),
+            Pending::Catalog(kind) => {
+                self.catalog_page(u, kind, answer);
+                self.check_listed(now, u);
+            }
             Pending::Internal => {}
             Pending::Client(call) => self.call_answered(now, u, gid, *call, answer, rest),
+        }
+    }
+
+    /// Requests held at start-up wait until every upstream has its first catalogue.
+    fn check_listed(&mut self, now: Millis, u: UpstreamId) {
+        if !self.ups[u.0].listed && self.ups[u.0].gathering.is_empty() {
+            self.ups[u.0].listed = true;
+            if !self.ups.iter().any(Upstream::starting) {
+                self.replay_deferred(now);
+            }
         }
     }
 

@@ -1,0 +1,233 @@
+//! `mcp-loadgen`: the load generator behind scripts/bench.sh, in Rust so it is not the bottleneck.
+//!
+//! `mcp-loadgen run --url URL --sessions S --concurrency C --calls N` opens S legacy-era sessions
+//! (initialize, notifications/initialized), then keeps C `tools/call` requests in flight, spread over
+//! the sessions, until N have completed after a warm-up. It prints one JSON line: calls, errors,
+//! seconds, req/s, p50/p99 in microseconds. Replies may be JSON or SSE.
+//!
+//! `mcp-loadgen canned --listen ADDR` is a canned MCP responder (answers every request at once), to
+//! show the load generator's own ceiling.
+#![forbid(unsafe_code)]
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use clap::{Parser, Subcommand};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(name = "mcp-loadgen", about = "MCP tools/call load generator and canned responder")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Drive tools/call load at an MCP Streamable HTTP endpoint.
+    Run {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 1)]
+        sessions: usize,
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 2000)]
+        calls: u64,
+        #[arg(long, default_value_t = 200)]
+        warmup: u64,
+        #[arg(long, default_value = "echo")]
+        tool: String,
+        #[arg(long, default_value = r#"{"message":"hello"}"#)]
+        args: String,
+    },
+    /// Wait until the endpoint answers initialize; print the milliseconds it took.
+    Ready {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 30_000)]
+        timeout_ms: u64,
+    },
+    /// A canned MCP responder on ADDR (every request answered at once).
+    Canned {
+        #[arg(long)]
+        listen: String,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    rt.block_on(async move {
+        match cli.cmd {
+            Cmd::Run { url, sessions, concurrency, calls, warmup, tool, args } => {
+                let args: Value = serde_json::from_str(&args).expect("--args is JSON");
+                run(url, sessions.max(1), concurrency.max(1), calls, warmup, tool, args).await
+            }
+            Cmd::Ready { url, timeout_ms } => ready(url, timeout_ms).await,
+            Cmd::Canned { listen } => canned(listen).await,
+        }
+    });
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().tcp_nodelay(true).pool_max_idle_per_host(256).build().expect("client")
+}
+
+/// POST one message; the JSON-RPC response with `id` (from a JSON or SSE reply) and the headers.
+async fn post(
+    c: &reqwest::Client,
+    url: &str,
+    session: Option<&str>,
+    body: &Value,
+) -> Result<(Value, HeaderMap), String> {
+    let mut req = c
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25");
+    if let Some(s) = session {
+        req = req.header("mcp-session-id", s);
+    }
+    let resp = req.body(body.to_string()).send().await.map_err(|e| e.to_string())?;
+    let headers = resp.headers().clone();
+    let status = resp.status();
+    let text = resp.text().await.map_err(|e| e.to_string())?;
+    if body.get("id").is_none() {
+        return Ok((Value::Null, headers));
+    }
+    let find = |s: &str| serde_json::from_str::<Value>(s).ok().filter(|v| v.get("id") == body.get("id"));
+    let msg =
+        find(text.trim()).or_else(|| text.lines().filter_map(|l| l.strip_prefix("data:")).find_map(|d| find(d.trim())));
+    match msg {
+        Some(m) if m.get("result").is_some() => Ok((m, headers)),
+        Some(m) => Err(format!("error response: {}", m.get("error").cloned().unwrap_or_default())),
+        None => Err(format!("HTTP {status}: no response in {:?}", &text[..text.len().min(200)])),
+    }
+}
+
+async fn open_session(c: &reqwest::Client, url: &str) -> Result<Option<String>, String> {
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "mcp-loadgen", "version": "1"}}});
+    let (_, h) = post(c, url, None, &init).await?;
+    let sid = h.get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+    post(c, url, sid.as_deref(), &json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await?;
+    Ok(sid)
+}
+
+async fn ready(url: String, timeout_ms: u64) {
+    let c = client();
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_millis(timeout_ms) {
+        if open_session(&c, &url).await.is_ok() {
+            println!("{:.1}", t0.elapsed().as_secs_f64() * 1000.0);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    eprintln!("not ready after {timeout_ms} ms");
+    std::process::exit(1);
+}
+
+async fn run(url: String, sessions: usize, concurrency: usize, calls: u64, warmup: u64, tool: String, args: Value) {
+    let c = client();
+    let mut sids = Vec::new();
+    for _ in 0..sessions {
+        match open_session(&c, &url).await {
+            Ok(s) => sids.push(s),
+            Err(e) => {
+                eprintln!("initialize failed: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+    let sids = Arc::new(sids);
+    let issued = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let total = warmup + calls;
+    let start = Arc::new(std::sync::Mutex::new(None::<Instant>));
+    let mut tasks = Vec::new();
+    for w in 0..concurrency {
+        let (c, url, sids, issued, errors, tool, args, start) = (
+            c.clone(),
+            url.clone(),
+            sids.clone(),
+            issued.clone(),
+            errors.clone(),
+            tool.clone(),
+            args.clone(),
+            start.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let sid = sids[w % sids.len()].clone();
+            let mut lat = Vec::new();
+            loop {
+                let n = issued.fetch_add(1, Ordering::Relaxed);
+                if n >= total {
+                    return lat;
+                }
+                if n == warmup {
+                    *start.lock().expect("poisoned") = Some(Instant::now());
+                }
+                let body = json!({"jsonrpc": "2.0", "id": n + 1, "method": "tools/call", "params": {"name": tool, "arguments": args}});
+                let t = Instant::now();
+                let ok = post(&c, &url, sid.as_deref(), &body).await;
+                let us = t.elapsed().as_micros() as u64;
+                if let Err(e) = ok {
+                    if errors.fetch_add(1, Ordering::Relaxed) < 3 {
+                        eprintln!("call failed: {e}");
+                    }
+                }
+                if n >= warmup {
+                    lat.push(us);
+                }
+            }
+        }));
+    }
+    let mut lat: Vec<u64> = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.expect("worker"));
+    }
+    let began = start.lock().expect("poisoned").unwrap_or_else(Instant::now);
+    let secs = began.elapsed().as_secs_f64();
+    lat.sort_unstable();
+    let pct = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0);
+    let out = json!({
+        "calls": lat.len(), "errors": errors.load(Ordering::Relaxed), "seconds": secs,
+        "rps": lat.len() as f64 / secs.max(1e-9), "p50_us": pct(0.5), "p99_us": pct(0.99),
+    });
+    println!("{out}");
+}
+
+async fn canned(listen: String) {
+    let counter = Arc::new(AtomicU64::new(0));
+    let app = axum::Router::new().route(
+        "/mcp",
+        axum::routing::post(move |body: Bytes| {
+            let counter = counter.clone();
+            async move { canned_reply(&body, &counter) }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind(&listen).await.expect("bind");
+    axum::serve(l, app).await.expect("serve");
+}
+
+fn canned_reply(body: &[u8], counter: &AtomicU64) -> Response {
+    let Ok(msg) = serde_json::from_slice::<Value>(body) else { return StatusCode::BAD_REQUEST.into_response() };
+    let Some(id) = msg.get("id").cloned() else { return StatusCode::ACCEPTED.into_response() };
+    let result = match msg.get("method").and_then(Value::as_str) {
+        Some("initialize") => {
+            json!({"protocolVersion": "2025-11-25", "capabilities": {"tools": {}}, "serverInfo": {"name": "canned", "version": "1"}})
+        }
+        _ => json!({"content": [{"type": "text", "text": "Echo: hello"}]}),
+    };
+    let mut r = axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response();
+    let n = counter.fetch_add(1, Ordering::Relaxed);
+    if let Ok(v) = HeaderValue::from_str(&format!("canned-{n}")) {
+        r.headers_mut().insert("mcp-session-id", v);
+    }
+    r
+}

@@ -1,0 +1,212 @@
+"""Side-by-side benchmark of the proxy path (scripts/bench.sh runs this; see README "Performance").
+
+Every system under test (SUT) runs at once and is idle while the others are measured. Rounds
+interleave the cases so a noisy machine affects them alike; the table shows medians over rounds and
+ratios to the direct connection. CPU is the SUT's whole process tree (gateway plus its upstreams),
+from /proc, per 1,000 calls. Standard library only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INTEROP = ROOT / "tests/interop"
+EVERYTHING = INTEROP / "node_modules/@modelcontextprotocol/server-everything/dist/index.js"
+BENCH = ROOT / "target/bench-peers"
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tree(pid: int) -> list[int]:
+    """pid and all its descendants."""
+    children: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(d))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    total = 0
+    for p in tree(pid):
+        try:
+            f = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(f[11]) + int(f[12])  # utime + stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / TICK
+
+
+def rss_mib(pid: int) -> float:
+    kib = 0
+    for p in tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    kib += int(line.split()[1])
+        except OSError:
+            pass
+    return kib / 1024
+
+
+class Sut:
+    """One system under test: a command line, its MCP URL and the tool name it exposes."""
+
+    def __init__(self, name: str, argv: list[str], port: int, tool: str, env: dict | None = None, path: str = "/mcp"):
+        self.name, self.argv, self.port, self.tool, self.env, self.path = name, argv, port, tool, env, path
+        self.url = f"http://127.0.0.1:{port}{path}"
+        self.proc: subprocess.Popen | None = None
+        self.startup_ms = None
+        self.idle_rss = None
+        self.self_rss = None
+
+    def start(self, loadgen: str) -> None:
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(self.argv, env={**os.environ, **(self.env or {})}, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        r = subprocess.run([loadgen, "ready", "--url", self.url, "--timeout-ms", "60000"], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise SystemExit(f"{self.name} did not start: {r.stderr}")
+        self.startup_ms = (time.perf_counter() - t0) * 1000
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+def load(loadgen: str, sut: Sut, sessions: int, conc: int, calls: int) -> dict:
+    before = cpu_seconds(sut.proc.pid)
+    r = subprocess.run([loadgen, "run", "--url", sut.url, "--sessions", str(sessions), "--concurrency", str(conc),
+                        "--calls", str(calls), "--warmup", str(max(50, calls // 10)), "--tool", sut.tool],
+                       capture_output=True, text=True)
+    after = cpu_seconds(sut.proc.pid)
+    if r.returncode != 0:
+        return {"failed": r.stderr.strip()[:200]}
+    out = json.loads(r.stdout)
+    # CPU over the whole run includes the warm-up calls: scale per call actually made.
+    made = out["calls"] + max(50, calls // 10)
+    out["cpu_per_1000"] = (after - before) / made * 1000
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--gateway", required=True)
+    ap.add_argument("--loadgen", required=True)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--peers", default="", help="comma list of peer commands found: supergateway,mcp-proxy")
+    a = ap.parse_args()
+    rounds, calls = (2, 1000) if a.quick else (5, 4000)
+    tmp = Path(tempfile.mkdtemp())
+
+    suts: list[Sut] = []
+    p = free_port()
+    suts.append(Sut("direct (server-everything, Streamable HTTP)", ["node", str(EVERYTHING), "streamableHttp"], p, "echo", {"PORT": str(p)}))
+    cfg = tmp / "stdio.json"
+    cfg.write_text(json.dumps({"mcpServers": {"everything": {"command": "node", "args": [str(EVERYTHING), "stdio"], "prefix": False}}}))
+    p = free_port()
+    suts.append(Sut("mcp-edge-gateway → stdio upstream", [a.gateway, "serve", "--config", str(cfg), "--listen", f"127.0.0.1:{p}"], p, "echo"))
+    up = free_port()
+    cfg = tmp / "http.json"
+    cfg.write_text(json.dumps({"mcpServers": {"everything": {"url": f"http://127.0.0.1:{up}/mcp", "prefix": False}}}))
+    p = free_port()
+    # The HTTP upstream is part of this system: start it with the gateway (one process group).
+    suts.append(Sut("mcp-edge-gateway → HTTP upstream",
+                    ["sh", "-c", f'PORT={up} node "{EVERYTHING}" streamableHttp >/dev/null 2>&1 & '
+                                 f'for i in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/{up}) 2>/dev/null && break; sleep 0.05; done; '
+                                 f'exec "{a.gateway}" serve --config "{cfg}" --listen 127.0.0.1:{p}'], p, "echo"))
+    peers = set(filter(None, a.peers.split(",")))
+    if "supergateway" in peers:
+        p = free_port()
+        sg = BENCH / "node_modules/.bin/supergateway"
+        suts.append(Sut("supergateway (stateful Streamable HTTP) → stdio",
+                        [str(sg), "--stdio", f'node "{EVERYTHING}" stdio', "--outputTransport", "streamableHttp",
+                         "--stateful", "--port", str(p), "--logLevel", "none"], p, "echo"))
+    if "mcp-proxy" in peers:
+        p = free_port()
+        mp = BENCH / "venv/bin/mcp-proxy"
+        suts.append(Sut("mcp-proxy (Streamable HTTP) → stdio",
+                        [str(mp), "--host", "127.0.0.1", "--port", str(p), "--", "node", str(EVERYTHING), "stdio"], p, "echo"))
+
+    canned_port = free_port()
+    canned = subprocess.Popen([a.loadgen, "canned", "--listen", f"127.0.0.1:{canned_port}"], start_new_session=True)
+    ceiling = Sut("canned responder (load generator ceiling)", ["true"], canned_port, "echo")
+    try:
+        for s in suts:
+            s.start(a.loadgen)
+            time.sleep(1.0)
+            s.idle_rss = rss_mib(s.proc.pid)
+            s.self_rss = rss_mib(s.proc.pid) if not s.name.startswith("mcp-edge-gateway → HTTP") else None
+        subprocess.run([a.loadgen, "ready", "--url", ceiling.url], capture_output=True, check=True)
+        ceiling.proc = canned
+        modes = [(1, 1), (1, 16), (16, 16)]  # (sessions, concurrency)
+        results: dict[tuple[str, tuple[int, int]], list[dict]] = {}
+        for r in range(rounds):
+            for mode in modes:
+                for s in [ceiling, *suts]:
+                    out = load(a.loadgen, s, mode[0], mode[1], calls)
+                    results.setdefault((s.name, mode), []).append(out)
+            print(f"round {r + 1}/{rounds} done", file=sys.stderr)
+        after_rss = {s.name: rss_mib(s.proc.pid) for s in suts}
+    finally:
+        for s in suts:
+            s.stop()
+        canned.terminate()
+
+    def med(xs, k):
+        vals = [x[k] for x in xs if k in x]
+        return statistics.median(vals) if vals else float("nan")
+
+    direct = suts[0].name
+    print(f"\n{rounds} interleaved rounds × {calls} `tools/call echo` per case and mode; medians. CPU = process tree of the system under test.\n")
+    print("| system | sessions × in flight | req/s | p50 ms | p99 ms | req/s vs direct | p50 vs direct | CPU s / 1000 calls | RSS idle MiB | RSS after MiB | start-up ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for s in [ceiling, *suts]:
+        for mode in modes:
+            xs = results[(s.name, mode)]
+            fails = [x["failed"] for x in xs if "failed" in x]
+            if fails:
+                print(f"| {s.name} | {mode[0]} × {mode[1]} | failed: {fails[0]} |||||||||")
+                continue
+            rps, p50, p99 = med(xs, "rps"), med(xs, "p50_us") / 1000, med(xs, "p99_us") / 1000
+            d = results[(direct, mode)]
+            rr = rps / med(d, "rps") if s is not ceiling else float("nan")
+            pr = p50 / (med(d, "p50_us") / 1000) if s is not ceiling else float("nan")
+            cpu = med(xs, "cpu_per_1000") if s is not ceiling else float("nan")
+            idle = f"{s.idle_rss:.1f}" if s is not ceiling and s.idle_rss is not None else ""
+            aft = f"{after_rss[s.name]:.1f}" if s is not ceiling else ""
+            st = f"{s.startup_ms:.0f}" if s is not ceiling and s.startup_ms else ""
+            fmt = lambda v, f: "" if v != v else f.format(v)  # noqa: E731 (NaN check)
+            print(f"| {s.name} | {mode[0]} × {mode[1]} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {fmt(rr, '{:.2f}×')} | {fmt(pr, '{:.2f}×')} | {fmt(cpu, '{:.3f}')} | {idle} | {aft} | {st} |")
+
+
+if __name__ == "__main__":
+    main()
