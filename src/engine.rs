@@ -162,7 +162,7 @@ struct Parked {
 impl Upstream {
     /// Not ready yet, and not known to be unreachable: its first connection is still under way.
     fn starting(&self) -> bool {
-        !(self.ever_ready && self.listed) && !self.ever_down
+        !(self.ever_down || self.ever_ready && self.listed)
     }
 }
 
