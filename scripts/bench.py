@@ -61,9 +61,9 @@ def cpu_seconds(pid: int) -> float:
     return total / TICK
 
 
-def rss_mib(pid: int) -> float:
+def rss_mib(pid: int, own: bool = False) -> float:
     kib = 0
-    for p in tree(pid):
+    for p in ([pid] if own else tree(pid)):
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -88,7 +88,9 @@ class Sut:
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(self.argv, env={**os.environ, **(self.env or {})}, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
-        r = subprocess.run([loadgen, "ready", "--url", self.url, "--timeout-ms", "60000"], capture_output=True, text=True)
+        # Start-up = exec to the first successful tools/call (so it includes the upstream's start).
+        r = subprocess.run([loadgen, "ready", "--url", self.url, "--timeout-ms", "60000", "--tool", self.tool],
+                           capture_output=True, text=True)
         if r.returncode != 0:
             raise SystemExit(f"{self.name} did not start: {r.stderr}")
         self.startup_ms = (time.perf_counter() - t0) * 1000
@@ -140,7 +142,7 @@ def main() -> None:
     p = free_port()
     # The HTTP upstream is part of this system: start it with the gateway (one process group).
     suts.append(Sut("mcp-edge-gateway → HTTP upstream",
-                    ["sh", "-c", f'PORT={up} node "{EVERYTHING}" streamableHttp >/dev/null 2>&1 & '
+                    ["bash", "-c", f'PORT={up} node "{EVERYTHING}" streamableHttp >/dev/null 2>&1 & '
                                  f'for i in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/{up}) 2>/dev/null && break; sleep 0.05; done; '
                                  f'exec "{a.gateway}" serve --config "{cfg}" --listen 127.0.0.1:{p}'], p, "echo"))
     peers = set(filter(None, a.peers.split(",")))
@@ -149,12 +151,12 @@ def main() -> None:
         sg = BENCH / "node_modules/.bin/supergateway"
         suts.append(Sut("supergateway (stateful Streamable HTTP) → stdio",
                         [str(sg), "--stdio", f'node "{EVERYTHING}" stdio', "--outputTransport", "streamableHttp",
-                         "--stateful", "--port", str(p), "--logLevel", "none"], p, "echo"))
+                         "--stateful", "--port", str(p), "--streamableHttpPath", "/mcp", "--logLevel", "none"], p, "echo"))
     if "mcp-proxy" in peers:
         p = free_port()
         mp = BENCH / "venv/bin/mcp-proxy"
         suts.append(Sut("mcp-proxy (Streamable HTTP) → stdio",
-                        [str(mp), "--host", "127.0.0.1", "--port", str(p), "--", "node", str(EVERYTHING), "stdio"], p, "echo"))
+                        [str(mp), "--host", "127.0.0.1", "--port", str(p), "--log-level", "WARNING", "--", "node", str(EVERYTHING), "stdio"], p, "echo"))
 
     canned_port = free_port()
     canned = subprocess.Popen([a.loadgen, "canned", "--listen", f"127.0.0.1:{canned_port}"], start_new_session=True)
@@ -164,7 +166,7 @@ def main() -> None:
             s.start(a.loadgen)
             time.sleep(1.0)
             s.idle_rss = rss_mib(s.proc.pid)
-            s.self_rss = rss_mib(s.proc.pid) if not s.name.startswith("mcp-edge-gateway → HTTP") else None
+            s.self_rss = rss_mib(s.proc.pid, own=True)
         subprocess.run([a.loadgen, "ready", "--url", ceiling.url], capture_output=True, check=True)
         ceiling.proc = canned
         modes = [(1, 1), (1, 16), (16, 16)]  # (sessions, concurrency)
@@ -175,7 +177,7 @@ def main() -> None:
                     out = load(a.loadgen, s, mode[0], mode[1], calls)
                     results.setdefault((s.name, mode), []).append(out)
             print(f"round {r + 1}/{rounds} done", file=sys.stderr)
-        after_rss = {s.name: rss_mib(s.proc.pid) for s in suts}
+        after_rss = {s.name: (rss_mib(s.proc.pid), rss_mib(s.proc.pid, own=True)) for s in suts}
     finally:
         for s in suts:
             s.stop()
@@ -187,7 +189,7 @@ def main() -> None:
 
     direct = suts[0].name
     print(f"\n{rounds} interleaved rounds × {calls} `tools/call echo` per case and mode; medians. CPU = process tree of the system under test.\n")
-    print("| system | sessions × in flight | req/s | p50 ms | p99 ms | req/s vs direct | p50 vs direct | CPU s / 1000 calls | RSS idle MiB | RSS after MiB | start-up ms |")
+    print("| system | sessions × in flight | req/s | p50 ms | p99 ms | req/s vs direct | p50 vs direct | CPU s / 1000 calls | RSS idle MiB (tree / own) | RSS after MiB (tree / own) | start-up ms |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for s in [ceiling, *suts]:
         for mode in modes:
@@ -201,8 +203,8 @@ def main() -> None:
             rr = rps / med(d, "rps") if s is not ceiling else float("nan")
             pr = p50 / (med(d, "p50_us") / 1000) if s is not ceiling else float("nan")
             cpu = med(xs, "cpu_per_1000") if s is not ceiling else float("nan")
-            idle = f"{s.idle_rss:.1f}" if s is not ceiling and s.idle_rss is not None else ""
-            aft = f"{after_rss[s.name]:.1f}" if s is not ceiling else ""
+            idle = f"{s.idle_rss:.1f} / {s.self_rss:.1f}" if s is not ceiling and s.idle_rss is not None else ""
+            aft = f"{after_rss[s.name][0]:.1f} / {after_rss[s.name][1]:.1f}" if s is not ceiling else ""
             st = f"{s.startup_ms:.0f}" if s is not ceiling and s.startup_ms else ""
             fmt = lambda v, f: "" if v != v else f.format(v)  # noqa: E731 (NaN check)
             print(f"| {s.name} | {mode[0]} × {mode[1]} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {fmt(rr, '{:.2f}×')} | {fmt(pr, '{:.2f}×')} | {fmt(cpu, '{:.3f}')} | {idle} | {aft} | {st} |")

@@ -44,12 +44,17 @@ enum Cmd {
         #[arg(long, default_value = r#"{"message":"hello"}"#)]
         args: String,
     },
-    /// Wait until the endpoint answers initialize; print the milliseconds it took.
+    /// Wait until the endpoint answers initialize and then a `tools/call` of TOOL (if given); print
+    /// the milliseconds it took.
     Ready {
         #[arg(long)]
         url: String,
         #[arg(long, default_value_t = 30_000)]
         timeout_ms: u64,
+        #[arg(long)]
+        tool: Option<String>,
+        #[arg(long, default_value = r#"{"message":"ready?"}"#)]
+        args: String,
     },
     /// A canned MCP responder on ADDR (every request answered at once).
     Canned {
@@ -67,7 +72,10 @@ fn main() {
                 let args: Value = serde_json::from_str(&args).expect("--args is JSON");
                 run(url, sessions.max(1), concurrency.max(1), calls, warmup, tool, args).await
             }
-            Cmd::Ready { url, timeout_ms } => ready(url, timeout_ms).await,
+            Cmd::Ready { url, timeout_ms, tool, args } => {
+                let args: Value = serde_json::from_str(&args).expect("--args is JSON");
+                ready(url, timeout_ms, tool, args).await
+            }
             Cmd::Canned { listen } => canned(listen).await,
         }
     });
@@ -118,13 +126,25 @@ async fn open_session(c: &reqwest::Client, url: &str) -> Result<Option<String>, 
     Ok(sid)
 }
 
-async fn ready(url: String, timeout_ms: u64) {
+async fn ready(url: String, timeout_ms: u64, tool: Option<String>, args: Value) {
     let c = client();
     let t0 = Instant::now();
+    let mut session = None;
     while t0.elapsed() < Duration::from_millis(timeout_ms) {
-        if open_session(&c, &url).await.is_ok() {
-            println!("{:.1}", t0.elapsed().as_secs_f64() * 1000.0);
-            return;
+        if session.is_none() {
+            session = open_session(&c, &url).await.ok();
+        }
+        if let Some(sid) = &session {
+            let Some(tool) = &tool else {
+                println!("{:.1}", t0.elapsed().as_secs_f64() * 1000.0);
+                return;
+            };
+            let call =
+                json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": args}});
+            if post(&c, &url, sid.as_deref(), &call).await.is_ok() {
+                println!("{:.1}", t0.elapsed().as_secs_f64() * 1000.0);
+                return;
+            }
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
