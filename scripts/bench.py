@@ -50,9 +50,9 @@ def tree(pid: int) -> list[int]:
     return out
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int, own: bool = False) -> float:
     total = 0
-    for p in tree(pid):
+    for p in ([pid] if own else tree(pid)):
         try:
             f = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
             total += int(f[11]) + int(f[12])  # utime + stime
@@ -105,17 +105,18 @@ class Sut:
 
 
 def load(loadgen: str, sut: Sut, sessions: int, conc: int, calls: int) -> dict:
-    before = cpu_seconds(sut.proc.pid)
+    before, before_own = cpu_seconds(sut.proc.pid), cpu_seconds(sut.proc.pid, own=True)
     r = subprocess.run([loadgen, "run", "--url", sut.url, "--sessions", str(sessions), "--concurrency", str(conc),
                         "--calls", str(calls), "--warmup", str(max(50, calls // 10)), "--tool", sut.tool],
                        capture_output=True, text=True)
-    after = cpu_seconds(sut.proc.pid)
+    after, after_own = cpu_seconds(sut.proc.pid), cpu_seconds(sut.proc.pid, own=True)
     if r.returncode != 0:
         return {"failed": r.stderr.strip()[:200]}
     out = json.loads(r.stdout)
     # CPU over the whole run includes the warm-up calls: scale per call actually made.
     made = out["calls"] + max(50, calls // 10)
     out["cpu_per_1000"] = (after - before) / made * 1000
+    out["own_cpu_per_1000"] = (after_own - before_own) / made * 1000
     return out
 
 
@@ -188,8 +189,9 @@ def main() -> None:
         return statistics.median(vals) if vals else float("nan")
 
     direct = suts[0].name
-    print(f"\n{rounds} interleaved rounds × {calls} `tools/call echo` per case and mode; medians. CPU = process tree of the system under test.\n")
-    print("| system | sessions × in flight | req/s | p50 ms | p99 ms | req/s vs direct | p50 vs direct | CPU s / 1000 calls | RSS idle MiB (tree / own) | RSS after MiB (tree / own) | start-up ms |")
+    print(f"\n{rounds} interleaved rounds × {calls} `tools/call echo` per case and mode; medians. "
+          "CPU and RSS: the system's whole process tree (gateway and its upstreams) / its own top process.\n")
+    print("| system | sessions × in flight | req/s | p50 ms | p99 ms | req/s vs direct | p50 vs direct | CPU s / 1000 calls (tree / own) | RSS idle MiB (tree / own) | RSS after MiB (tree / own) | start-up ms |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for s in [ceiling, *suts]:
         for mode in modes:
@@ -203,11 +205,12 @@ def main() -> None:
             rr = rps / med(d, "rps") if s is not ceiling else float("nan")
             pr = p50 / (med(d, "p50_us") / 1000) if s is not ceiling else float("nan")
             cpu = med(xs, "cpu_per_1000") if s is not ceiling else float("nan")
+            own = med(xs, "own_cpu_per_1000") if s is not ceiling else float("nan")
             idle = f"{s.idle_rss:.1f} / {s.self_rss:.1f}" if s is not ceiling and s.idle_rss is not None else ""
             aft = f"{after_rss[s.name][0]:.1f} / {after_rss[s.name][1]:.1f}" if s is not ceiling else ""
             st = f"{s.startup_ms:.0f}" if s is not ceiling and s.startup_ms else ""
             fmt = lambda v, f: "" if v != v else f.format(v)  # noqa: E731 (NaN check)
-            print(f"| {s.name} | {mode[0]} × {mode[1]} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {fmt(rr, '{:.2f}×')} | {fmt(pr, '{:.2f}×')} | {fmt(cpu, '{:.3f}')} | {idle} | {aft} | {st} |")
+            print(f"| {s.name} | {mode[0]} × {mode[1]} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {fmt(rr, '{:.2f}×')} | {fmt(pr, '{:.2f}×')} | {fmt(cpu, '{:.3f}')}{fmt(own, ' / {:.3f}')} | {idle} | {aft} | {st} |")
 
 
 if __name__ == "__main__":

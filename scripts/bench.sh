@@ -31,10 +31,39 @@ python3 "$ROOT/scripts/bench.py" --gateway "$ROOT/target/release/mcp-edge-gatewa
 step "start-up and idle memory of the native host alone (embedded default)"
 python3 "$ROOT/scripts/bench_startup.py" "$ROOT/target/release/mcp-edge-gateway" "$([ -n "$QUICK" ] && echo 5 || echo 20)"
 
+step "native binary sizes (stripped)"
+x86=$(mktemp); strip -o "$x86" "$ROOT/target/release/mcp-edge-gateway"
+echo "| native binary | stripped |"
+echo "|---|---|"
+echo "| x86_64-unknown-linux-gnu | $(( $(stat -c %s "$x86") / 1024 )) KiB |"
+rm -f "$x86"
+if command -v aarch64-linux-gnu-gcc >/dev/null || { [ "$(id -u)" -eq 0 ] && apt-get install -y -qq --no-install-recommends gcc-aarch64-linux-gnu libc6-dev-arm64-cross >/dev/null 2>&1; }; then
+  rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu >/dev/null
+  if CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc \
+     cargo_locked build --release -p mcp-edge-gateway-native --bin mcp-edge-gateway --target aarch64-unknown-linux-gnu 2>/dev/null; then
+    a64=$(mktemp); aarch64-linux-gnu-strip -o "$a64" "$ROOT/target/aarch64-unknown-linux-gnu/release/mcp-edge-gateway"
+    echo "| aarch64-unknown-linux-gnu (Raspberry Pi, Jetson) | $(( $(stat -c %s "$a64") / 1024 )) KiB |"
+    rm -f "$a64"
+  else
+    echo "| aarch64-unknown-linux-gnu | build failed |"
+  fi
+else
+  echo "| aarch64-unknown-linux-gnu | not built: no aarch64-linux-gnu-gcc (apt gcc-aarch64-linux-gnu) |"
+fi
+
 step "npm package size"
 if [ -f "$ROOT/pkg/mcp_edge_gateway_bg.wasm" ]; then node "$ROOT/scripts/npm-size.mjs" "$ROOT/pkg"; else echo "(run scripts/build-npm.sh for the package sizes)"; fi
 
+step "browser (headless Chromium)"
+if [ -f "$ROOT/pkg/mcp_edge_gateway_bg.wasm" ] && [ -d "$ROOT/www/node_modules" ]; then
+  (cd "$ROOT/www" && node bench/browser_bench.mjs "$ROOT/target/release/mcp-edge-gateway" \
+    "$INTEROP/node_modules/@modelcontextprotocol/server-everything/dist/index.js" \
+    "$([ -n "$QUICK" ] && echo 200 || echo 500)" "$([ -n "$QUICK" ] && echo 3 || echo 5)")
+else
+  echo "(run scripts/setup.sh and scripts/build-npm.sh for the browser benchmark)"
+fi
+
 step "core micro-benchmarks (criterion)"
 cargo_locked bench --bench core -- --warm-up-time 1 --measurement-time "$([ -n "$QUICK" ] && echo 2 || echo 5)" 2>/dev/null \
-  | awk '/^[a-z].*(round trip|merge)/ { name = $0 } /time:/ { sub(/^ +time: +/, ""); print "| " name " | " $0 " |" }' \
+  | awk '/^[a-z]/ { name = $0 } /time:/ { sub(/^ +time: +/, ""); print "| " name " | " $0 " |" }' \
   | { echo "| core hot path | time [low median high] |"; echo "|---|---|"; cat; }
