@@ -191,9 +191,9 @@ fn log(level: LogLevel, message: &str) {
     let m = JsValue::from_str(&format!("[mcp-edge-gateway] {message}"));
     match level {
         LogLevel::Debug => {}
-        LogLevel::Info => web_sys_console("info", &m),
-        LogLevel::Warn => web_sys_console("warn", &m),
-        LogLevel::Error => web_sys_console("error", &m),
+        LogLevel::Info => console_info(&m),
+        LogLevel::Warn => console_warn(&m),
+        LogLevel::Error => console_error(&m),
     }
 }
 
@@ -205,14 +205,6 @@ extern "C" {
     fn console_warn(m: &JsValue);
     #[wasm_bindgen(js_namespace = console, js_name = error)]
     fn console_error(m: &JsValue);
-}
-
-fn web_sys_console(kind: &str, m: &JsValue) {
-    match kind {
-        "info" => console_info(m),
-        "warn" => console_warn(m),
-        _ => console_error(m),
-    }
 }
 
 /// Exponential backoff with jitter for reconnects: 250 ms doubling to 30 s.

@@ -52,9 +52,11 @@ fn open(rt: Weak<RefCell<runtime::Runtime>>, u: UpstreamId, url: String, attempt
         Err(_) => return retry(attempt),
     };
     let link = Rc::new(WsLink { ws: ws.clone(), closed: Cell::new(false), _handlers: RefCell::new(Vec::new()) });
+    let was_open = Rc::new(Cell::new(false));
     let up = {
-        let (rt, link) = (rt.clone(), link.clone());
+        let (rt, link, was_open) = (rt.clone(), link.clone(), was_open.clone());
         Closure::<dyn FnMut(JsValue)>::new(move |_| {
+            was_open.set(true);
             if let Some(s) = rt.upgrade() {
                 runtime::link_up(&s, u, link.clone());
             }
@@ -74,7 +76,6 @@ fn open(rt: Weak<RefCell<runtime::Runtime>>, u: UpstreamId, url: String, attempt
             }
         })
     };
-    let was_open = Rc::new(Cell::new(false));
     let close = {
         let (rt, link, was_open) = (rt.clone(), link.clone(), was_open.clone());
         let mut retry = Some(retry);
@@ -91,15 +92,10 @@ fn open(rt: Weak<RefCell<runtime::Runtime>>, u: UpstreamId, url: String, attempt
             }
         })
     };
-    let opened = {
-        let was_open = was_open.clone();
-        Closure::<dyn FnMut(JsValue)>::new(move |_| was_open.set(true))
-    };
     ws.set_onopen(Some(up.as_ref().unchecked_ref()));
-    ws.add_event_listener_with_callback("open", opened.as_ref().unchecked_ref()).ok();
     ws.set_onmessage(Some(msg.as_ref().unchecked_ref()));
     ws.set_onclose(Some(close.as_ref().unchecked_ref()));
-    link._handlers.borrow_mut().extend([up, msg, close, opened]);
+    link._handlers.borrow_mut().extend([up, msg, close]);
 }
 
 #[wasm_bindgen]
