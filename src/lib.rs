@@ -15,6 +15,7 @@
 pub mod config;
 pub mod cursor;
 pub mod engine;
+pub mod http_client;
 pub mod jsonrpc;
 pub mod protocol;
 pub mod routing;

@@ -6,8 +6,9 @@
 
 use super::runtime::{self, Link, Shared};
 use crate::engine::UpstreamId;
+use crate::http_client::HttpClientState;
 use crate::jsonrpc::{code, ErrorObject, Id, Message};
-use crate::protocol::{self, method, Era};
+use crate::protocol::method;
 use crate::sse::Parser;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
@@ -24,12 +25,9 @@ extern "C" {
 
 #[derive(Default)]
 struct State {
-    session: Option<String>,
-    version: Option<String>,
-    era: Option<Era>,
+    /// Session, version, era and expiry: shared with the native connector.
+    http: HttpClientState,
     inflight: HashMap<i64, AbortController>,
-    retry: Vec<Message>,
-    reinitializing: bool,
 }
 
 pub struct FetchLink {
@@ -75,14 +73,7 @@ fn connect_attempt(
 impl Link for FetchLink {
     fn send(&self, m: Message) {
         let Some(me) = self.me.borrow().upgrade() else { return };
-        let modern = match (m.method(), self.state.borrow().era) {
-            (Some(method::DISCOVER), _) => true,
-            (Some(method::INITIALIZE), _) => false,
-            (_, Some(era)) => era == Era::Modern,
-            (_, None) => {
-                matches!(&m, Message::Request { params, .. } if protocol::request_version(params.as_ref()).and_then(protocol::era_of) == Some(Era::Modern))
-            }
-        };
+        let modern = self.state.borrow().http.is_modern(&m);
         if let Message::Notification { method: meth, params, .. } = &m {
             if meth == method::CANCELLED {
                 let id = params.as_ref().and_then(|p| p.get("requestId")).and_then(|v| v.as_i64());
@@ -96,11 +87,7 @@ impl Link for FetchLink {
             }
         }
         if m.method() == Some(method::INITIALIZED) {
-            let retry = {
-                let mut st = self.state.borrow_mut();
-                st.reinitializing = false;
-                std::mem::take(&mut st.retry)
-            };
+            let retry = self.state.borrow_mut().http.initialized();
             spawn_local(async move {
                 me.clone().post(m, false).await;
                 for r in retry {
@@ -167,30 +154,13 @@ impl FetchLink {
         for (k, v) in &self.headers {
             let _ = headers.set(k, v);
         }
-        if modern {
-            if let Message::Request { method, params, .. } = &m {
-                let v = protocol::request_version(params.as_ref()).unwrap_or(protocol::LATEST_MODERN);
-                let _ = headers.set("mcp-protocol-version", v);
-                let _ = headers.set("mcp-method", method);
-                let name = match method.as_str() {
-                    method::TOOLS_CALL | method::PROMPTS_GET => params.as_ref().and_then(|p| p.get("name")),
-                    method::RESOURCES_READ => params.as_ref().and_then(|p| p.get("uri")),
-                    _ => None,
-                };
-                if let Some(n) = name.and_then(|n| n.as_str()) {
-                    let _ = headers.set("mcp-name", &protocol::header_value(n));
-                }
-            }
-        } else if meth != method::INITIALIZE {
+        let (mcp_headers, had_session) = {
             let st = self.state.borrow();
-            if let Some(s) = &st.session {
-                let _ = headers.set("mcp-session-id", s);
-            }
-            if let Some(v) = &st.version {
-                let _ = headers.set("mcp-protocol-version", v);
-            }
+            (st.http.headers(&m, modern), st.http.session.is_some())
+        };
+        for (k, v) in mcp_headers {
+            let _ = headers.set(k, &v);
         }
-        let had_session = self.state.borrow().session.is_some();
         let init = RequestInit::new();
         init.set_method("POST");
         init.set_headers(&headers);
@@ -221,8 +191,8 @@ impl FetchLink {
         self.attempt.set(0);
         let status = resp.status();
         if !resp.ok() && had_session && !modern && meth != method::INITIALIZE {
-            let text = text_of(&resp).await.to_ascii_lowercase();
-            if status == 404 || (status == 400 && text.contains("session")) {
+            let text = text_of(&resp).await;
+            if HttpClientState::session_gone(status, &text) {
                 self.forget(gnum);
                 return self.session_expired(m);
             }
@@ -240,7 +210,7 @@ impl FetchLink {
         }
         if meth == method::INITIALIZE && resp.ok() {
             if let Ok(Some(s)) = resp.headers().get("mcp-session-id") {
-                self.state.borrow_mut().session = Some(s);
+                self.state.borrow_mut().http.session = Some(s);
             }
         }
         let ctype = resp.headers().get("content-type").ok().flatten().unwrap_or_default().to_ascii_lowercase();
@@ -295,12 +265,7 @@ impl FetchLink {
     }
 
     fn session_expired(&self, m: Message) {
-        let first = {
-            let mut st = self.state.borrow_mut();
-            st.session = None;
-            st.retry.push(m);
-            !std::mem::replace(&mut st.reinitializing, true)
-        };
+        let first = self.state.borrow_mut().http.expired(m);
         if first {
             if let Some(rt) = self.runtime.upgrade() {
                 runtime::session_expired(&rt, self.upstream);
@@ -309,25 +274,7 @@ impl FetchLink {
     }
 
     fn deliver(&self, body: &[u8], gid: Option<&Id>, meth: &str, gnum: Option<i64>, ok: bool) -> bool {
-        let Ok(msg) = Message::parse(body) else { return false };
-        let msg = match msg {
-            Message::Error { id: None, error, rest } if gid.is_some() => {
-                Message::Error { id: gid.cloned(), error, rest }
-            }
-            m => m,
-        };
-        if !ok && !matches!(msg, Message::Error { .. }) {
-            return false;
-        }
-        if let Message::Response { result, .. } = &msg {
-            let mut st = self.state.borrow_mut();
-            if meth == method::INITIALIZE {
-                st.version = result.get("protocolVersion").and_then(|v| v.as_str()).map(str::to_string);
-                st.era = Some(Era::Legacy);
-            } else if meth == method::DISCOVER && result.get("supportedVersions").is_some() {
-                st.era = Some(Era::Modern);
-            }
-        }
+        let Some(msg) = self.state.borrow_mut().http.interpret(body, gid, meth, ok) else { return false };
         self.to_engine(msg, gnum);
         true
     }

@@ -10,8 +10,9 @@
 use super::Backoff;
 use crate::driver::{Cmd, Handle};
 use futures_util::StreamExt;
+use mcp_edge_gateway::http_client::HttpClientState;
 use mcp_edge_gateway::jsonrpc::code;
-use mcp_edge_gateway::protocol::{self, method, Era};
+use mcp_edge_gateway::protocol::method;
 use mcp_edge_gateway::sse::Parser;
 use mcp_edge_gateway::{ErrorObject, Id, Message, UpstreamId};
 use std::collections::{BTreeMap, HashMap};
@@ -22,19 +23,11 @@ use tokio::task::AbortHandle;
 
 #[derive(Default)]
 struct LinkState {
-    session: Option<String>,
-    version: Option<String>,
+    /// Session, version, era and expiry: shared with the browser connector.
+    http: HttpClientState,
     /// In-flight modern requests, so a cancellation can close their stream.
     inflight: HashMap<i64, AbortHandle>,
     get_stream: Option<AbortHandle>,
-    /// Messages the upstream refused because its session had expired; re-sent once the engine has
-    /// initialised a new session.
-    retry: Vec<Message>,
-    reinitializing: bool,
-    /// The era this link settled on: modern after a `server/discover` result, legacy after an
-    /// `initialize` result. A modern client's request to a legacy upstream still carries modern
-    /// `_meta`, so the message alone cannot decide the headers.
-    era: Option<Era>,
     /// The link itself, for tasks started from `&self` methods.
     me: Option<std::sync::Weak<Link>>,
 }
@@ -129,13 +122,6 @@ async fn reachable(url: &str) -> bool {
     matches!(tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr)).await, Ok(Ok(_)))
 }
 
-fn era_of_message(m: &Message) -> Option<Era> {
-    match m {
-        Message::Request { params, .. } => protocol::request_version(params.as_ref()).and_then(protocol::era_of),
-        _ => None,
-    }
-}
-
 impl Link {
     fn fail(&self, why: String) {
         let _ = self.fail.try_send(why);
@@ -146,12 +132,7 @@ impl Link {
     }
 
     fn send(self: Arc<Self>, m: Message) {
-        let modern = match (m.method(), self.state.lock().expect("poisoned").era) {
-            (Some(method::DISCOVER), _) => true,
-            (Some(method::INITIALIZE), _) => false,
-            (_, Some(era)) => era == Era::Modern,
-            (_, None) => era_of_message(&m) == Some(Era::Modern),
-        };
+        let modern = self.state.lock().expect("poisoned").http.is_modern(&m);
         // Modern HTTP has no client notifications: cancelling is closing the request's stream.
         if let Message::Notification { method: meth, params, .. } = &m {
             if meth == method::CANCELLED {
@@ -173,11 +154,7 @@ impl Link {
         let me = self.clone();
         if m.method() == Some(method::INITIALIZED) {
             // Re-send what an expired session refused, after the new session is fully initialised.
-            let retry = {
-                let mut st = self.state.lock().expect("poisoned");
-                st.reinitializing = false;
-                std::mem::take(&mut st.retry)
-            };
+            let retry = self.state.lock().expect("poisoned").http.initialized();
             tokio::spawn(async move {
                 me.clone().post(m, false).await;
                 for r in retry {
@@ -208,29 +185,13 @@ impl Link {
         for (k, v) in &self.headers {
             req = req.header(k, v);
         }
-        if modern {
-            if let Message::Request { method, params, .. } = &m {
-                let v = protocol::request_version(params.as_ref()).unwrap_or(protocol::LATEST_MODERN);
-                req = req.header("mcp-protocol-version", v).header("mcp-method", method.as_str());
-                let name = match method.as_str() {
-                    method::TOOLS_CALL | method::PROMPTS_GET => params.as_ref().and_then(|p| p.get("name")),
-                    method::RESOURCES_READ => params.as_ref().and_then(|p| p.get("uri")),
-                    _ => None,
-                };
-                if let Some(n) = name.and_then(|n| n.as_str()) {
-                    req = req.header("mcp-name", protocol::header_value(n));
-                }
-            }
-        } else if meth != method::INITIALIZE {
+        let (mcp_headers, had_session) = {
             let st = self.state.lock().expect("poisoned");
-            if let Some(s) = &st.session {
-                req = req.header("mcp-session-id", s);
-            }
-            if let Some(v) = &st.version {
-                req = req.header("mcp-protocol-version", v);
-            }
+            (st.http.headers(&m, modern), st.http.session.is_some())
+        };
+        for (k, v) in mcp_headers {
+            req = req.header(k, v);
         }
-        let had_session = self.state.lock().expect("poisoned").session.is_some();
         let resp = match req.body(m.to_json()).send().await {
             Ok(r) => r,
             Err(e) => {
@@ -259,8 +220,8 @@ impl Link {
             // 404 is the spec's "session expired"; some servers (the TypeScript SDK's) answer 400
             // "No valid session ID" instead. Either way nothing ran: initialise again and re-send.
             let body = resp.bytes().await.unwrap_or_default();
-            let text = String::from_utf8_lossy(&body).to_ascii_lowercase();
-            if status.as_u16() == 404 || (status.as_u16() == 400 && text.contains("session")) {
+            let text = String::from_utf8_lossy(&body).into_owned();
+            if HttpClientState::session_gone(status.as_u16(), &text) {
                 return self.session_expired(m);
             }
             if let Some(id) = gid {
@@ -278,7 +239,7 @@ impl Link {
         };
         if meth == method::INITIALIZE && status.is_success() {
             if let Some(s) = resp.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()) {
-                self.state.lock().expect("poisoned").session = Some(s.to_string());
+                self.state.lock().expect("poisoned").http.session = Some(s.to_string());
             }
         }
         let ctype = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
@@ -336,12 +297,7 @@ impl Link {
     }
 
     fn session_expired(&self, m: Message) {
-        let first = {
-            let mut st = self.state.lock().expect("poisoned");
-            st.session = None;
-            st.retry.push(m);
-            !std::mem::replace(&mut st.reinitializing, true)
-        };
+        let first = self.state.lock().expect("poisoned").http.expired(m);
         if first {
             tracing::info!(upstream = %self.name, "session expired; initialising a new one");
             self.h.send(Cmd::UpstreamSessionExpired(self.u));
@@ -357,29 +313,9 @@ impl Link {
     /// Hand one JSON body (a message) to the engine. Errors without an id (HTTP 400 replies) are
     /// given our request's id so the engine can match them. Returns whether it was a message.
     fn deliver_body(&self, body: &[u8], gid: Option<&Id>, meth: &str, gnum: Option<i64>, ok: bool) -> bool {
-        let msg = match Message::parse(body) {
-            Ok(m) => m,
-            Err(_) => return false,
-        };
-        let msg = match msg {
-            Message::Error { id: None, error, rest } if gid.is_some() => {
-                Message::Error { id: gid.cloned(), error, rest }
-            }
-            m => m,
-        };
-        if !ok && !matches!(msg, Message::Error { .. }) {
+        let Some(msg) = self.state.lock().expect("poisoned").http.interpret(body, gid, meth, ok) else {
             return false;
-        }
-        if let Message::Response { result, .. } = &msg {
-            if meth == method::INITIALIZE {
-                let v = result.get("protocolVersion").and_then(|v| v.as_str()).map(str::to_string);
-                let mut st = self.state.lock().expect("poisoned");
-                st.version = v;
-                st.era = Some(Era::Legacy);
-            } else if meth == method::DISCOVER && result.get("supportedVersions").is_some() {
-                self.state.lock().expect("poisoned").era = Some(Era::Modern);
-            }
-        }
+        };
         let is_init_response = meth == method::INITIALIZE && matches!(msg, Message::Response { .. });
         self.to_engine(msg, gnum);
         if is_init_response {
@@ -397,7 +333,7 @@ impl Link {
             (self.client.clone(), self.url.clone(), self.headers.clone(), self.h.clone(), self.u, self.name.clone());
         let (session, version) = {
             let st = self.state.lock().expect("poisoned");
-            (st.session.clone(), st.version.clone())
+            (st.http.session.clone(), st.http.version.clone())
         };
         let Some(session) = session else { return };
         let fail = self.fail.clone();
@@ -436,14 +372,7 @@ impl Link {
                     Ok(r) if r.status().as_u16() == 405 => return,
                     Ok(r) if matches!(r.status().as_u16(), 400 | 404) => {
                         // The server forgot our session (it restarted): start a new one now.
-                        let expired = {
-                            let mut st = link.state.lock().expect("poisoned");
-                            let same = st.session.as_deref() == Some(session.as_str());
-                            if same {
-                                st.session = None;
-                            }
-                            same && !std::mem::replace(&mut st.reinitializing, true)
-                        };
+                        let expired = link.state.lock().expect("poisoned").http.forget_session(&session);
                         if expired {
                             tracing::info!(upstream = %name, "session expired; initialising a new one");
                             h.send(Cmd::UpstreamSessionExpired(u));

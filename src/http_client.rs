@@ -1,0 +1,178 @@
+//! The client side of Streamable HTTP that does not depend on how bytes move: which era a message
+//! goes out in, which headers it carries, what a reply means, and when a session has expired. The
+//! native connector (reqwest) and the browser connector (`fetch`) both drive this.
+
+use crate::jsonrpc::{Id, Message};
+use crate::protocol::{self, method, Era};
+
+/// What one link to a Streamable HTTP upstream remembers.
+#[derive(Debug, Default)]
+pub struct HttpClientState {
+    /// `Mcp-Session-Id` from the last successful `initialize` (legacy era).
+    pub session: Option<String>,
+    /// The protocol version `initialize` negotiated (legacy era).
+    pub version: Option<String>,
+    /// The era this link settled on: modern after a `server/discover` result, legacy after an
+    /// `initialize` result. A modern client's request to a legacy upstream still carries modern
+    /// `_meta`, so the message alone cannot decide the headers.
+    pub era: Option<Era>,
+    /// Messages an expired session refused, re-sent once a new session is initialised.
+    retry: Vec<Message>,
+    reinitializing: bool,
+}
+
+impl HttpClientState {
+    /// Whether `m` goes out in the modern era (modern headers; no session).
+    pub fn is_modern(&self, m: &Message) -> bool {
+        match (m.method(), self.era) {
+            (Some(method::DISCOVER), _) => true,
+            (Some(method::INITIALIZE), _) => false,
+            (_, Some(era)) => era == Era::Modern,
+            (_, None) => match m {
+                Message::Request { params, .. } => {
+                    protocol::request_version(params.as_ref()).and_then(protocol::era_of) == Some(Era::Modern)
+                }
+                _ => false,
+            },
+        }
+    }
+
+    /// The MCP headers of a POST of `m` (besides content type, accept and configured headers).
+    pub fn headers(&self, m: &Message, modern: bool) -> Vec<(&'static str, String)> {
+        let mut h = Vec::new();
+        match m {
+            Message::Request { method: meth, params, .. } if modern => {
+                let v = protocol::request_version(params.as_ref()).unwrap_or(protocol::LATEST_MODERN);
+                h.push(("mcp-protocol-version", v.to_string()));
+                h.push(("mcp-method", meth.clone()));
+                let name = match meth.as_str() {
+                    method::TOOLS_CALL | method::PROMPTS_GET => params.as_ref().and_then(|p| p.get("name")),
+                    method::RESOURCES_READ => params.as_ref().and_then(|p| p.get("uri")),
+                    _ => None,
+                };
+                if let Some(n) = name.and_then(|n| n.as_str()) {
+                    h.push(("mcp-name", protocol::header_value(n)));
+                }
+            }
+            _ if modern => {}
+            _ if m.method() == Some(method::INITIALIZE) => {}
+            _ => {
+                if let Some(s) = &self.session {
+                    h.push(("mcp-session-id", s.clone()));
+                }
+                if let Some(v) = &self.version {
+                    h.push(("mcp-protocol-version", v.clone()));
+                }
+            }
+        }
+        h
+    }
+
+    /// One JSON body from the upstream, on the reply to our request `gid` (method `meth`): the
+    /// message to hand to the engine, or `None` when it is not a message (or not an error on a
+    /// failed status). Errors without an id (HTTP 400 replies) get ours. `initialize` and
+    /// `server/discover` results settle the link's era.
+    pub fn interpret(&mut self, body: &[u8], gid: Option<&Id>, meth: &str, ok: bool) -> Option<Message> {
+        let msg = match Message::parse(body).ok()? {
+            Message::Error { id: None, error, rest } if gid.is_some() => {
+                Message::Error { id: gid.cloned(), error, rest }
+            }
+            m => m,
+        };
+        if !ok && !matches!(msg, Message::Error { .. }) {
+            return None;
+        }
+        if let Message::Response { result, .. } = &msg {
+            if meth == method::INITIALIZE {
+                self.version = result.get("protocolVersion").and_then(|v| v.as_str()).map(str::to_string);
+                self.era = Some(Era::Legacy);
+            } else if meth == method::DISCOVER && result.get("supportedVersions").is_some() {
+                self.era = Some(Era::Modern);
+            }
+        }
+        Some(msg)
+    }
+
+    /// Whether a failed reply to a legacy request sent with a session means the session is gone:
+    /// 404 is the spec's answer; some servers (the TypeScript SDK's) say 400 "No valid session ID".
+    pub fn session_gone(status: u16, body: &str) -> bool {
+        status == 404 || (status == 400 && body.to_ascii_lowercase().contains("session"))
+    }
+
+    /// The session expired and refused `m`: keep it for re-sending. True when this starts a new
+    /// initialisation (the engine must be told once).
+    pub fn expired(&mut self, m: Message) -> bool {
+        self.session = None;
+        self.retry.push(m);
+        !std::mem::replace(&mut self.reinitializing, true)
+    }
+
+    /// The session expired (noticed without a refused message): true when this starts a new
+    /// initialisation.
+    pub fn forget_session(&mut self, session: &str) -> bool {
+        if self.session.as_deref() != Some(session) {
+            return false;
+        }
+        self.session = None;
+        !std::mem::replace(&mut self.reinitializing, true)
+    }
+
+    /// `notifications/initialized` is going out: the new session is ready; re-send these after it.
+    pub fn initialized(&mut self) -> Vec<Message> {
+        self.reinitializing = false;
+        std::mem::take(&mut self.retry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn headers_follow_the_era_the_link_settled_on() {
+        let mut st = HttpClientState::default();
+        let modern_meta = json!({"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}, "name": "héllo"});
+        let call = Message::request(Id::Num(1), "tools/call", modern_meta);
+        assert!(st.is_modern(&call), "no era yet: the message decides");
+        let h = st.headers(&call, true);
+        assert!(h.contains(&("mcp-method", "tools/call".into())));
+        assert!(h.contains(&("mcp-name", "=?base64?aMOpbGxv?=".into())));
+        // The upstream turned out legacy: the same modern message goes out legacy, with the session.
+        let init = st.interpret(
+            br#"{"jsonrpc":"2.0","id":2,"result":{"protocolVersion":"2025-06-18"}}"#,
+            Some(&Id::Num(2)),
+            "initialize",
+            true,
+        );
+        assert!(init.is_some());
+        st.session = Some("s1".into());
+        assert!(!st.is_modern(&call));
+        assert_eq!(
+            st.headers(&call, false),
+            vec![("mcp-session-id", "s1".into()), ("mcp-protocol-version", "2025-06-18".into())]
+        );
+    }
+
+    #[test]
+    fn replies_are_interpreted_and_sessions_expire_once() {
+        let mut st = HttpClientState::default();
+        let e = st.interpret(
+            br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32000,"message":"Bad Request"}}"#,
+            Some(&Id::Num(7)),
+            "server/discover",
+            false,
+        );
+        assert!(matches!(e, Some(Message::Error { id: Some(Id::Num(7)), .. })));
+        assert!(st.interpret(b"<html>", Some(&Id::Num(7)), "x", false).is_none());
+        assert!(st.interpret(br#"{"jsonrpc":"2.0","id":7,"result":{}}"#, Some(&Id::Num(7)), "x", false).is_none());
+        assert!(HttpClientState::session_gone(404, ""));
+        assert!(HttpClientState::session_gone(400, "Bad Request: No valid session ID provided"));
+        assert!(!HttpClientState::session_gone(400, "bad params"));
+        st.session = Some("s".into());
+        assert!(st.expired(Message::notification("a", None)));
+        assert!(!st.expired(Message::notification("b", None)), "one re-initialisation at a time");
+        assert_eq!(st.initialized().len(), 2);
+        assert!(!st.forget_session("other"));
+    }
+}
