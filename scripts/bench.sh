@@ -57,7 +57,6 @@ if [ -f "$ROOT/pkg/mcp_edge_gateway_bg.wasm" ]; then node "$ROOT/scripts/npm-siz
 step "browser (headless Chromium)"
 if [ -f "$ROOT/pkg/mcp_edge_gateway_bg.wasm" ] && [ -d "$ROOT/www/node_modules" ]; then
   (cd "$ROOT/www" && node bench/browser_bench.mjs "$ROOT/target/release/mcp-edge-gateway" \
-    "$INTEROP/node_modules/@modelcontextprotocol/server-everything/dist/index.js" \
     "$([ -n "$QUICK" ] && echo 200 || echo 500)" "$([ -n "$QUICK" ] && echo 3 || echo 5)")
 else
   echo "(run scripts/setup.sh and scripts/build-npm.sh for the browser benchmark)"
