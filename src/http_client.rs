@@ -4,6 +4,8 @@
 
 use crate::jsonrpc::{Id, Message};
 use crate::protocol::{self, method, Era};
+use serde_json::Value;
+use std::collections::HashMap;
 
 /// What one link to a Streamable HTTP upstream remembers.
 #[derive(Debug, Default)]
@@ -19,6 +21,9 @@ pub struct HttpClientState {
     /// Messages an expired session refused, re-sent once a new session is initialised.
     retry: Vec<Message>,
     reinitializing: bool,
+    /// Per tool (the upstream's own name): arguments its schema mirrors into `Mcp-Param-*` headers
+    /// (`x-mcp-header`), as property paths. Learnt from the `tools/list` results on this link.
+    param_headers: HashMap<String, Vec<(Vec<String>, String)>>,
 }
 
 impl HttpClientState {
@@ -38,30 +43,33 @@ impl HttpClientState {
     }
 
     /// The MCP headers of a POST of `m` (besides content type, accept and configured headers).
-    pub fn headers(&self, m: &Message, modern: bool) -> Vec<(&'static str, String)> {
+    pub fn headers(&self, m: &Message, modern: bool) -> Vec<(String, String)> {
         let mut h = Vec::new();
         match m {
             Message::Request { method: meth, params, .. } if modern => {
                 let v = protocol::request_version(params.as_ref()).unwrap_or(protocol::LATEST_MODERN);
-                h.push(("mcp-protocol-version", v.to_string()));
-                h.push(("mcp-method", meth.clone()));
+                h.push(("mcp-protocol-version".into(), v.to_string()));
+                h.push(("mcp-method".into(), meth.clone()));
                 let name = match meth.as_str() {
                     method::TOOLS_CALL | method::PROMPTS_GET => params.as_ref().and_then(|p| p.get("name")),
                     method::RESOURCES_READ => params.as_ref().and_then(|p| p.get("uri")),
                     _ => None,
                 };
                 if let Some(n) = name.and_then(|n| n.as_str()) {
-                    h.push(("mcp-name", protocol::header_value(n)));
+                    h.push(("mcp-name".into(), protocol::header_value(n)));
+                    if meth == method::TOOLS_CALL {
+                        h.extend(self.param_headers_for(n, params.as_ref().and_then(|p| p.get("arguments"))));
+                    }
                 }
             }
             _ if modern => {}
             _ if m.method() == Some(method::INITIALIZE) => {}
             _ => {
                 if let Some(s) = &self.session {
-                    h.push(("mcp-session-id", s.clone()));
+                    h.push(("mcp-session-id".into(), s.clone()));
                 }
                 if let Some(v) = &self.version {
-                    h.push(("mcp-protocol-version", v.clone()));
+                    h.push(("mcp-protocol-version".into(), v.clone()));
                 }
             }
         }
@@ -83,6 +91,21 @@ impl HttpClientState {
             return None;
         }
         if let Message::Response { result, .. } = &msg {
+            if meth == method::TOOLS_LIST {
+                for tool in result.get("tools").and_then(Value::as_array).into_iter().flatten() {
+                    if let Some(name) = tool.get("name").and_then(Value::as_str) {
+                        let mut found = Vec::new();
+                        if let Some(schema) = tool.get("inputSchema") {
+                            mirrored(schema, &mut Vec::new(), &mut found);
+                        }
+                        if found.is_empty() {
+                            self.param_headers.remove(name);
+                        } else {
+                            self.param_headers.insert(name.to_string(), found);
+                        }
+                    }
+                }
+            }
             if meth == method::INITIALIZE {
                 self.version = result.get("protocolVersion").and_then(|v| v.as_str()).map(str::to_string);
                 self.era = Some(Era::Legacy);
@@ -91,6 +114,26 @@ impl HttpClientState {
             }
         }
         Some(msg)
+    }
+
+    /// `Mcp-Param-{X}` headers for a call of `tool`: each mirrored argument that is present, not
+    /// null, and a string, integer or boolean.
+    fn param_headers_for(&self, tool: &str, args: Option<&Value>) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (path, header) in self.param_headers.get(tool).into_iter().flatten() {
+            let mut v = args;
+            for key in path {
+                v = v.and_then(|x| x.get(key));
+            }
+            let text = match v {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Bool(b)) => b.to_string(),
+                Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
+                _ => continue,
+            };
+            out.push((format!("mcp-param-{header}"), protocol::header_value(&text)));
+        }
+        out
     }
 
     /// Whether a failed reply to a legacy request sent with a session means the session is gone:
@@ -124,6 +167,27 @@ impl HttpClientState {
     }
 }
 
+/// Collect the `x-mcp-header` annotations of a schema's properties, following `properties` chains
+/// only, on string, integer and boolean properties (the only ones the spec allows).
+fn mirrored(schema: &Value, path: &mut Vec<String>, out: &mut Vec<(Vec<String>, String)>) {
+    let Some(props) = schema.get("properties").and_then(Value::as_object) else { return };
+    for (key, prop) in props {
+        path.push(key.clone());
+        if let Some(h) = prop.get("x-mcp-header").and_then(Value::as_str) {
+            let scalar = match prop.get("type") {
+                Some(Value::String(t)) => matches!(t.as_str(), "string" | "integer" | "boolean"),
+                None => true,
+                _ => false,
+            };
+            if scalar && !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                out.push((path.clone(), h.to_string()));
+            }
+        }
+        mirrored(prop, path, out);
+        path.pop();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,8 +200,8 @@ mod tests {
         let call = Message::request(Id::Num(1), "tools/call", modern_meta);
         assert!(st.is_modern(&call), "no era yet: the message decides");
         let h = st.headers(&call, true);
-        assert!(h.contains(&("mcp-method", "tools/call".into())));
-        assert!(h.contains(&("mcp-name", "=?base64?aMOpbGxv?=".into())));
+        assert!(h.contains(&("mcp-method".into(), "tools/call".into())));
+        assert!(h.contains(&("mcp-name".into(), "=?base64?aMOpbGxv?=".into())));
         // The upstream turned out legacy: the same modern message goes out legacy, with the session.
         let init = st.interpret(
             br#"{"jsonrpc":"2.0","id":2,"result":{"protocolVersion":"2025-06-18"}}"#,
@@ -150,7 +214,7 @@ mod tests {
         assert!(!st.is_modern(&call));
         assert_eq!(
             st.headers(&call, false),
-            vec![("mcp-session-id", "s1".into()), ("mcp-protocol-version", "2025-06-18".into())]
+            vec![("mcp-session-id".into(), "s1".into()), ("mcp-protocol-version".into(), "2025-06-18".into())]
         );
     }
 
@@ -174,5 +238,29 @@ mod tests {
         assert!(!st.expired(Message::notification("b", None)), "one re-initialisation at a time");
         assert_eq!(st.initialized().len(), 2);
         assert!(!st.forget_session("other"));
+    }
+
+    #[test]
+    fn mirrored_arguments_become_mcp_param_headers() {
+        let mut st = HttpClientState::default();
+        let tools = r#"{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"deploy","inputSchema":{"type":"object","properties":{
+            "region":{"type":"string","x-mcp-header":"Region"},
+            "opts":{"type":"object","properties":{"dry":{"type":"boolean","x-mcp-header":"Dry-Run"}}},
+            "blob":{"type":"object","x-mcp-header":"Nope"},
+            "count":{"type":"integer","x-mcp-header":"Count"}}}}]}}"#;
+        assert!(st.interpret(tools.as_bytes(), Some(&Id::Num(3)), "tools/list", true).is_some());
+        let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
+        let call = Message::request(
+            Id::Num(4),
+            "tools/call",
+            json!({"_meta": meta, "name": "deploy", "arguments": {"region": "eu-wést", "opts": {"dry": true}, "count": null, "blob": {}}}),
+        );
+        let h = st.headers(&call, true);
+        assert!(h.contains(&("mcp-param-Region".into(), "=?base64?ZXUtd8Opc3Q=?=".into())), "{h:?}");
+        assert!(h.contains(&("mcp-param-Dry-Run".into(), "true".into())), "{h:?}");
+        assert!(
+            !h.iter().any(|(k, _)| k == "mcp-param-Count" || k == "mcp-param-Nope"),
+            "null and objects are not mirrored: {h:?}"
+        );
     }
 }

@@ -159,7 +159,7 @@ impl FetchLink {
             (st.http.headers(&m, modern), st.http.session.is_some())
         };
         for (k, v) in mcp_headers {
-            let _ = headers.set(k, &v);
+            let _ = headers.set(&k, &v);
         }
         let init = RequestInit::new();
         init.set_method("POST");
