@@ -1,11 +1,12 @@
-//! Streamable HTTP upstreams, both eras.
+//! Streamable HTTP upstreams, both eras, on reqwest.
 //!
-//! Modern requests (their `_meta` carries a 2026-07-28 version) go out with `MCP-Protocol-Version`,
-//! `Mcp-Method` and `Mcp-Name`; legacy ones with the negotiated version and `Mcp-Session-Id`. Replies
-//! may be JSON or an SSE stream; messages on a request's stream are tagged with that request's id so
-//! the engine knows which client a server-to-client request belongs to. A 404 on a legacy session
-//! means it expired: the link is reported down and comes straight back up, and the engine
-//! re-initialises. Cancelling a modern request closes its stream, as the 2026 spec wants.
+//! What goes on the wire (era, MCP headers, how replies are read, when a session has expired) is
+//! decided by the core's [`HttpClientState`], shared with the browser connector. This file moves the
+//! bytes: replies may be JSON or an SSE stream, and messages on a request's stream are tagged with
+//! that request's id so the engine knows which client a server-to-client request belongs to. An
+//! expired legacy session is initialised again and what it refused is re-sent; an unreachable server
+//! takes the link down until a TCP connect succeeds again. Cancelling a modern request closes its
+//! stream, as the 2026 spec wants.
 
 use super::Backoff;
 use crate::driver::{Cmd, Handle};
