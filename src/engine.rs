@@ -551,10 +551,8 @@ impl Gateway {
             }
             method::PING => self.reply(s, id, json!({})),
             method::SET_LEVEL => {
+                // `check_params` made sure `level` is one of the eight levels.
                 let level = params.as_ref().and_then(|p| p.get("level")).cloned();
-                if level.as_ref().is_none_or(|l| !l.is_string()) {
-                    return self.reply_err(s, id, err(code::INVALID_PARAMS, "logging/setLevel needs a string `level`"));
-                }
                 for u in 0..self.ups.len() {
                     let up = &self.ups[u];
                     if up.link == Link::Ready && up.era == Era::Legacy && up.capabilities.get("logging").is_some() {
@@ -574,9 +572,8 @@ impl Gateway {
 
     fn initialize(&mut self, s: SessionId, id: Id, params: Option<Value>) {
         let p = params.unwrap_or(json!({}));
-        let Some(requested) = p.get("protocolVersion").and_then(Value::as_str) else {
-            return self.reply_err(s, id, err(code::INVALID_PARAMS, "initialize needs a string `protocolVersion`"));
-        };
+        // `check_params` made sure `protocolVersion` is a string.
+        let requested = p.get("protocolVersion").and_then(Value::as_str).unwrap_or_default();
         let version = if protocol::LEGACY_VERSIONS.contains(&requested) { requested } else { protocol::LATEST_LEGACY };
         let sess = self.sessions.get_mut(&s).expect("caller checked");
         sess.version = version.to_string();

@@ -154,7 +154,7 @@ impl Gateway {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let args = if args.is_undefined() || args.is_null() { json!({}) } else { from_js(&args)? };
-            inner.call("tools/call", json!({ "name": name, "arguments": args }), None).await
+            inner.call("tools/call", json!({ "name": name, "arguments": args })).await
         })
     }
 
@@ -162,7 +162,7 @@ impl Gateway {
     #[wasm_bindgen(js_name = readResource, unchecked_return_type = "Promise<any>")]
     pub fn read_resource(&self, uri: String) -> Promise {
         let inner = self.inner.clone();
-        future_to_promise(async move { inner.call("resources/read", json!({ "uri": uri }), None).await })
+        future_to_promise(async move { inner.call("resources/read", json!({ "uri": uri })).await })
     }
 
     /// Get a prompt by its exposed name; resolves to the GetPromptResult.
@@ -175,7 +175,7 @@ impl Gateway {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let args = if args.is_undefined() || args.is_null() { json!({}) } else { from_js(&args)? };
-            inner.call("prompts/get", json!({ "name": name, "arguments": args }), None).await
+            inner.call("prompts/get", json!({ "name": name, "arguments": args })).await
         })
     }
 
@@ -254,7 +254,7 @@ impl Gateway {
             "capabilities": inner.capabilities(),
             "clientInfo": { "name": "mcp-edge-gateway-js", "version": env!("CARGO_PKG_VERSION") },
         });
-        inner.call("initialize", init, None).await?;
+        inner.call("initialize", init).await?;
         inner.notify("notifications/initialized");
         Ok(Gateway { inner })
     }
@@ -269,7 +269,7 @@ impl Gateway {
                     Some(c) => json!({ "cursor": c }),
                     None => json!({}),
                 };
-                let page = from_js(&inner.call(method, params, None).await?)?;
+                let page = from_js(&inner.call(method, params).await?)?;
                 for item in page.get(field).and_then(Value::as_array).into_iter().flatten() {
                     all.push(&to_js(item));
                 }
@@ -420,7 +420,7 @@ impl Inner {
     }
 
     /// Send a request on our session; resolve to the result, reject with an `McpError`.
-    async fn call(&self, method: &str, params: Value, _user_id: Option<Value>) -> Result<JsValue, JsValue> {
+    async fn call(&self, method: &str, params: Value) -> Result<JsValue, JsValue> {
         let resp = from_js(&self.call_raw(method, Some(params), None).await?)?;
         if let Some(e) = resp.get("error") {
             let e = ErrorObject {
