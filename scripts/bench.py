@@ -136,7 +136,7 @@ def main() -> None:
     cfg = tmp / "stdio.json"
     cfg.write_text(json.dumps({"mcpServers": {"everything": {"command": "node", "args": [str(EVERYTHING), "stdio"], "prefix": False}}}))
     p = free_port()
-    suts.append(Sut("mcp-edge-gateway → stdio upstream", [a.gateway, "serve", "--config", str(cfg), "--listen", f"127.0.0.1:{p}"], p, "echo"))
+    suts.append(Sut("mcp-edge-gateway → stdio upstream", [a.gateway, "serve", "--config", str(cfg), "--listen", f"127.0.0.1:{p}", "--data-dir", str(tmp / "data-stdio")], p, "echo"))
     up = free_port()
     cfg = tmp / "http.json"
     cfg.write_text(json.dumps({"mcpServers": {"everything": {"url": f"http://127.0.0.1:{up}/mcp", "prefix": False}}}))
@@ -145,7 +145,7 @@ def main() -> None:
     suts.append(Sut("mcp-edge-gateway → HTTP upstream",
                     ["bash", "-c", f'PORT={up} node "{EVERYTHING}" streamableHttp >/dev/null 2>&1 & '
                                  f'for i in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/{up}) 2>/dev/null && break; sleep 0.05; done; '
-                                 f'exec "{a.gateway}" serve --config "{cfg}" --listen 127.0.0.1:{p}'], p, "echo"))
+                                 f'exec "{a.gateway}" serve --config "{cfg}" --listen 127.0.0.1:{p} --data-dir "{tmp}/data-http"'], p, "echo"))
     peers = set(filter(None, a.peers.split(",")))
     if "supergateway" in peers:
         p = free_port()

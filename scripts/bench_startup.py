@@ -9,6 +9,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 BIN, RUNS = sys.argv[1], int(sys.argv[2])
@@ -42,7 +43,9 @@ first_answer, first_tools, idle_rss, after_rss = [], [], [], []
 for _ in range(RUNS):
     port = free_port()
     t0 = time.perf_counter()
-    p = subprocess.Popen([BIN, "serve", "--listen", f"127.0.0.1:{port}"], stderr=subprocess.DEVNULL)
+    # The default set-up, store included: a fresh SQLite file in a data directory of its own.
+    data = tempfile.mkdtemp()
+    p = subprocess.Popen([BIN, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data], stderr=subprocess.DEVNULL)
     try:
         while True:
             try:

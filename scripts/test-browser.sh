@@ -17,7 +17,7 @@ cfg=$(mktemp --suffix .json)
 log=$(mktemp)
 printf '{"mcpServers":{"everything":{"command":"node","args":["%s","stdio"]}}}' \
   "$INTEROP/node_modules/@modelcontextprotocol/server-everything/dist/index.js" > "$cfg"
-"$MCP_EDGE_GATEWAY_BIN" serve --config "$cfg" --listen "127.0.0.1:$port" 2>"$log" &
+"$MCP_EDGE_GATEWAY_BIN" serve --config "$cfg" --listen "127.0.0.1:$port" --no-store 2>"$log" &
 gw=$!
 trap 'kill $gw 2>/dev/null; wait $gw 2>/dev/null; rm -f "$cfg"' EXIT
 for _ in $(seq 100); do

@@ -2,6 +2,7 @@
 //! the host's business; the core sees names, namespacing and era preferences.
 
 use crate::protocol::Era;
+use std::collections::BTreeMap;
 
 /// How exposed names are built from upstream names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,7 +18,7 @@ impl Default for Namespacing {
 }
 
 /// One upstream as the engine sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UpstreamSpec {
     /// Unique name (the key in the config file).
     pub name: String,
@@ -25,12 +26,33 @@ pub struct UpstreamSpec {
     pub prefix: Option<String>,
     /// Which era to speak; `None` probes with `server/discover` and falls back to `initialize`.
     pub era: Option<Era>,
+    /// Tools whose calls are queued durably while the upstream is unreachable: the upstream's own
+    /// tool names, `"*"` for every tool, or `"@<annotation>"` for tools whose annotation of that name
+    /// is true (`"@idempotentHint"`).
+    pub offline_queue: Vec<String>,
+    /// How long a legacy upstream's cacheable results stay fresh, per method (`"tools/list"`,
+    /// `"resources/read"`, ...; `"*"` for every method). Modern upstreams say it with `ttlMs`, which
+    /// wins. Whatever the TTL, results are kept to be served (marked stale) while it is unreachable.
+    pub cache_ttl_ms: BTreeMap<String, u64>,
 }
 
 impl UpstreamSpec {
     /// An upstream prefixed with its own name, era probed.
     pub fn named(name: &str) -> Self {
-        UpstreamSpec { name: name.into(), prefix: Some(name.into()), era: None }
+        UpstreamSpec { name: name.into(), prefix: Some(name.into()), ..Default::default() }
+    }
+
+    /// Whether calls of this tool (the upstream's own name, with its `annotations`) may be queued.
+    pub fn queues(&self, tool: &str, annotations: Option<&serde_json::Value>) -> bool {
+        self.offline_queue.iter().any(|rule| match rule.strip_prefix('@') {
+            Some(hint) => annotations.and_then(|a| a.get(hint)).and_then(serde_json::Value::as_bool) == Some(true),
+            None => rule == "*" || rule == tool,
+        })
+    }
+
+    /// The configured lifetime of a legacy upstream's result for `method`.
+    pub fn ttl_for(&self, method: &str) -> Option<u64> {
+        self.cache_ttl_ms.get(method).or_else(|| self.cache_ttl_ms.get("*")).copied()
     }
 }
 
@@ -51,6 +73,13 @@ pub struct GatewayConfig {
     pub startup_grace_ms: u64,
     /// How long a parked multi-round-trip call waits for the client's retry.
     pub input_wait_ms: u64,
+    /// The cache's size cap (keys plus JSON text), beyond which the least recently used entries go.
+    pub cache_max_bytes: usize,
+    /// At most this many calls wait in the offline queue (across upstreams); more are refused.
+    pub queue_max_entries: usize,
+    /// How long a finished queued call's result is kept for retrieval, unless the client asked for
+    /// another task TTL.
+    pub queue_result_ttl_ms: u64,
 }
 
 impl Default for GatewayConfig {
@@ -65,6 +94,9 @@ impl Default for GatewayConfig {
             probe_timeout_ms: 5_000,
             startup_grace_ms: 15_000,
             input_wait_ms: 600_000,
+            cache_max_bytes: 8 * 1024 * 1024,
+            queue_max_entries: 10_000,
+            queue_result_ttl_ms: 24 * 3_600_000,
         }
     }
 }

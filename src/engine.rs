@@ -15,14 +15,20 @@
 //! After each call it drains [`Gateway::poll_output`] and performs what comes out, in order. The engine
 //! never blocks and never panics on peer input: whatever a peer sends, the answer is a message.
 
+mod offline;
+
+use crate::cache::Cache;
 use crate::config::{ConfigError, GatewayConfig};
 use crate::cursor::{self, Position};
 use crate::jsonrpc::{code, ErrorObject, Id, Message};
 use crate::protocol::{self, meta, method, Era, ListKind};
 use crate::routing::{item_key, Catalog, Collision};
+use crate::queue::Entry;
+use crate::store::StoreOp;
 use crate::token::TokenSource;
+use offline::{CacheSlot, Replay, StoreWait, Waiter};
 use serde_json::{json, Map, Value};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 /// Milliseconds on the host's monotonic clock.
 pub type Millis = u64;
@@ -53,6 +59,9 @@ pub enum Output {
     ToUpstream { upstream: UpstreamId, message: Message },
     /// Write to the log.
     Log { level: LogLevel, message: String },
+    /// Apply this batch to the store (see [`crate::store::Store`]), after every earlier batch, then
+    /// report the outcome with [`Gateway::store_done`] and this ticket.
+    Store { ticket: u64, ops: Vec<StoreOp> },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +103,8 @@ enum Pending {
     Catalog(ListKind),
     /// A request of ours whose answer nobody waits for (logging/setLevel fan-out and the like).
     Internal,
+    /// A queued call being replayed.
+    Replay { seq: u64, deadline: Millis },
     Client(Box<ClientCall>),
 }
 
@@ -117,6 +128,8 @@ struct ClientCall {
     /// Members added to `sent_params` for the next send only (a retry's `inputResponses` and
     /// `requestState`).
     round: Map<String, Value>,
+    /// A cacheable request: what to cache its answer under.
+    cache: Option<CacheSlot>,
 }
 
 impl ClientCall {
@@ -174,6 +187,10 @@ struct Session {
     next_req: i64,
     subscriptions: HashSet<String>,
     last_active: Millis,
+    /// Digest of the client's auth context (private cache entries and queued calls are per context).
+    auth: String,
+    /// Sees every queued call (admin endpoints).
+    admin: bool,
 }
 
 /// Counters a host can export.
@@ -202,6 +219,19 @@ pub struct Gateway {
     started_at: Option<Millis>,
     out: VecDeque<Output>,
     stats: Stats,
+    cache: Cache,
+    /// The offline queue by sequence number; only what the store confirmed is here.
+    queue: BTreeMap<u64, Entry>,
+    next_seq: u64,
+    /// Each upstream's tools as last listed (kept while it is down, and in the store).
+    known: Vec<Vec<Value>>,
+    replay: Vec<Replay>,
+    /// `tasks/result` requests waiting for their entry to finish.
+    waiters: HashMap<u64, Vec<Waiter>>,
+    /// Wall-clock milliseconds minus host milliseconds.
+    wall_offset: i64,
+    next_ticket: u64,
+    tickets: HashMap<u64, StoreWait>,
 }
 
 fn err(code: i64, msg: impl Into<String>) -> ErrorObject {
@@ -231,8 +261,18 @@ impl Gateway {
                 gathering: HashMap::new(),
             })
             .collect();
+        let n = cfg.upstreams.len();
         Ok(Gateway {
-            catalog: Catalog::new(cfg.upstreams.len()),
+            catalog: Catalog::new(n),
+            cache: Cache::new(cfg.cache_max_bytes),
+            queue: BTreeMap::new(),
+            next_seq: 1,
+            known: vec![Vec::new(); n],
+            replay: (0..n).map(|_| Replay::default()).collect(),
+            waiters: HashMap::new(),
+            wall_offset: 0,
+            next_ticket: 1,
+            tickets: HashMap::new(),
             cfg,
             ups,
             sessions: HashMap::new(),
@@ -288,6 +328,16 @@ impl Gateway {
         for p in self.parked.values() {
             min(p.expires);
         }
+        for u in &self.ups {
+            for p in u.pending.values() {
+                if let Pending::Replay { deadline, .. } = p {
+                    min(*deadline);
+                }
+            }
+        }
+        if let Some(d) = self.offline_deadline() {
+            min(d);
+        }
         if !self.deferred.is_empty() {
             if let Some(s) = self.started_at {
                 min(s + self.cfg.startup_grace_ms);
@@ -319,9 +369,13 @@ impl Gateway {
                 })
             })
             .collect();
-        json!({ "upstreams": ups, "sessions": self.sessions.len(), "stats": {
+        let mut st = json!({ "upstreams": ups, "sessions": self.sessions.len(), "stats": {
             "clientRequests": self.stats.client_requests, "upstreamRequests": self.stats.upstream_requests,
-            "upstreamErrors": self.stats.upstream_errors, "timeouts": self.stats.timeouts } })
+            "upstreamErrors": self.stats.upstream_errors, "timeouts": self.stats.timeouts } });
+        if let (Some(o), Value::Object(x)) = (st.as_object_mut(), self.offline_status()) {
+            o.extend(x);
+        }
+        st
     }
 
     /// Whether every upstream has either become ready once or been given up on.
@@ -355,6 +409,8 @@ impl Gateway {
                 next_req: 1,
                 subscriptions: HashSet::new(),
                 last_active: now,
+                auth: offline::auth_digest(""),
+                admin: false,
             },
         );
         id
@@ -407,6 +463,9 @@ impl Gateway {
             }
         }
         self.deferred.retain(|(x, _)| *x != s);
+        for w in self.waiters.values_mut() {
+            w.retain(|w| w.session != s);
+        }
     }
 
     fn reply(&mut self, s: SessionId, id: Id, result: Value) {
@@ -467,7 +526,16 @@ impl Gateway {
     }
 
     fn should_defer(&self, m: &str) -> bool {
-        if matches!(m, method::INITIALIZE | method::PING | method::DISCOVER) {
+        if matches!(
+            m,
+            method::INITIALIZE
+                | method::PING
+                | method::DISCOVER
+                | method::TASKS_GET
+                | method::TASKS_RESULT
+                | method::TASKS_LIST
+                | method::TASKS_CANCEL
+        ) {
             return false;
         }
         self.ups.iter().any(|u| u.starting())
@@ -561,6 +629,9 @@ impl Gateway {
                 }
                 self.reply(s, id, json!({}))
             }
+            method::TASKS_GET | method::TASKS_RESULT | method::TASKS_LIST | method::TASKS_CANCEL => {
+                self.task_request(now, s, id, &m, params.as_ref(), modern)
+            }
             _ => {
                 if let Some(kind) = ListKind::from_method(&m) {
                     return self.list_request(now, s, id, kind, params, modern);
@@ -600,14 +671,21 @@ impl Gateway {
             "resources": { "subscribe": true, "listChanged": true },
             "completions": {},
             "logging": {},
+            // Queued tool calls are tasks (2025-11-25 shape; the modern extension is in `discover`).
+            "tasks": { "list": {}, "cancel": {}, "requests": { "tools": { "call": {} } } },
         })
     }
 
     fn discover_result(&self) -> Value {
+        let mut caps = self.server_capabilities();
+        if let Some(o) = caps.as_object_mut() {
+            o.remove("tasks");
+            o.insert("extensions".into(), json!({ meta::TASKS_EXTENSION: {} }));
+        }
         let mut r = json!({
             "resultType": "complete",
             "supportedVersions": protocol::supported_versions(),
-            "capabilities": self.server_capabilities(),
+            "capabilities": caps,
             "ttlMs": 0,
             "cacheScope": "public",
             "_meta": { meta::SERVER_INFO: { "name": self.cfg.server_name, "version": self.cfg.server_version } },
@@ -677,12 +755,17 @@ impl Gateway {
 
     fn routed_request(&mut self, now: Millis, s: SessionId, id: Id, m: String, params: Option<Value>, modern: bool) {
         let mut params = params.unwrap_or(json!({}));
+        let exposed = params.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
         let target: Result<UpstreamId, ErrorObject> = match m.as_str() {
             method::TOOLS_CALL | method::PROMPTS_GET => {
                 let kind = if m == method::TOOLS_CALL { ListKind::Tools } else { ListKind::Prompts };
                 match params.get("name").and_then(Value::as_str) {
                     None => Err(err(code::INVALID_PARAMS, format!("{m} needs a string `name`"))),
-                    Some(name) => match self.catalog.resolve_name(&self.cfg, kind, name) {
+                    Some(name) => match self.catalog.resolve_name(&self.cfg, kind, name).or_else(|| {
+                        (kind == ListKind::Tools)
+                            .then(|| self.resolve_offline_tool(name).map(|(u, t)| (u.0, t)))
+                            .flatten()
+                    }) {
                         Some((u, orig)) => {
                             params["name"] = Value::from(orig);
                             Ok(UpstreamId(u))
@@ -697,7 +780,14 @@ impl Gateway {
             method::RESOURCES_READ | method::RESOURCES_SUBSCRIBE | method::RESOURCES_UNSUBSCRIBE => {
                 match params.get("uri").and_then(Value::as_str) {
                     None => Err(err(code::INVALID_PARAMS, format!("{m} needs a string `uri`"))),
-                    Some(uri) => self.route_uri(uri, modern),
+                    Some(uri) => self.route_uri(uri, modern).or_else(|e| {
+                        // Down upstreams leave the catalogue; the cache still knows who served a URI.
+                        if m == method::RESOURCES_READ {
+                            self.cached_reader(uri, s).ok_or(e)
+                        } else {
+                            Err(e)
+                        }
+                    }),
                 }
             }
             method::COMPLETE => self.route_completion(&mut params),
@@ -719,6 +809,18 @@ impl Gateway {
             Ok(u) => u,
             Err(e) => return self.reply_err(s, id, e),
         };
+        if m == method::TOOLS_CALL && self.maybe_enqueue(now, s, &id, u, &exposed, &mut params, modern) {
+            return;
+        }
+        let mut slot = None;
+        if m == method::RESOURCES_READ && params.get("inputResponses").is_none() && params.get("requestState").is_none()
+        {
+            let uri = params["uri"].as_str().unwrap_or_default().to_string();
+            if self.try_cache(now, s, &id, u, &m, &uri, None, modern) {
+                return;
+            }
+            slot = Some(CacheSlot { method: m.clone(), arg: uri });
+        }
         if m == method::RESOURCES_SUBSCRIBE || m == method::RESOURCES_UNSUBSCRIBE {
             let uri = params["uri"].as_str().unwrap_or_default().to_string();
             let sess = self.sessions.get_mut(&s).expect("caller checked");
@@ -735,7 +837,7 @@ impl Gateway {
                 return self.reply(s, id, json!({}));
             }
         }
-        self.forward(now, s, id, u, m, params, None, modern);
+        self.forward(now, s, id, u, m, params, None, modern, slot);
     }
 
     fn route_uri(&self, uri: &str, modern: bool) -> Result<UpstreamId, ErrorObject> {
@@ -794,6 +896,7 @@ impl Gateway {
         mut params: Value,
         list: Option<ListKind>,
         modern: bool,
+        cache: Option<CacheSlot>,
     ) {
         let link = self.ups[u.0].link;
         if link == Link::Down {
@@ -820,6 +923,7 @@ impl Gateway {
             modern_client: modern,
             queued: false,
             round: Map::new(),
+            cache,
         };
         self.by_client.insert((s, id), (u, gid));
         self.dispatch(u, gid, call);
@@ -933,23 +1037,34 @@ impl Gateway {
             Some((u, c)) => (u, c),
             None => (0, None),
         };
-        let from = if upstream_cursor.is_some() { Some(first) } else { self.next_lister(kind, first) };
+        let from = if upstream_cursor.is_some() { Some(first) } else { self.next_lister(kind, first, Some(s)) };
         match from {
             None => self.reply(s, id, self.empty_list(kind, modern)),
             Some(u) => {
+                let arg = upstream_cursor.clone().unwrap_or_default();
+                if self.try_cache(now, s, &id, UpstreamId(u), kind.method(), &arg, Some(kind), modern) {
+                    return;
+                }
                 if let Some(c) = upstream_cursor {
                     params["cursor"] = Value::from(c);
                 }
-                self.forward(now, s, id, UpstreamId(u), kind.method().to_string(), params, Some(kind), modern);
+                let slot = CacheSlot { method: kind.method().to_string(), arg };
+                self.forward(now, s, id, UpstreamId(u), kind.method().to_string(), params, Some(kind), modern, Some(slot));
             }
         }
     }
 
-    /// The first upstream at or after `from` that can serve a list of this kind now.
-    fn next_lister(&self, kind: ListKind, from: usize) -> Option<usize> {
+    /// The first upstream at or after `from` that can serve a list of this kind now: a ready one
+    /// that has such items, or one that cannot be asked but whose first page session `s` may be
+    /// served from the cache.
+    fn next_lister(&self, kind: ListKind, from: usize, s: Option<SessionId>) -> Option<usize> {
         (from..self.ups.len()).find(|&u| {
             let up = &self.ups[u];
-            up.link == Link::Ready && up.capabilities.get(kind.capability()).is_some()
+            if up.link == Link::Ready {
+                up.capabilities.get(kind.capability()).is_some()
+            } else {
+                s.is_some_and(|s| self.cached_for(u, kind.method(), "", s))
+            }
         })
     }
 
@@ -964,7 +1079,7 @@ impl Gateway {
     }
 
     /// Rewrite one upstream's page for the client: exposed names and our cursor.
-    fn finish_page(&mut self, u: UpstreamId, kind: ListKind, mut result: Value) -> Value {
+    fn finish_page(&mut self, u: UpstreamId, kind: ListKind, mut result: Value, s: Option<SessionId>) -> Value {
         if !result.is_object() {
             let name = self.uname(u).to_string();
             self.log(LogLevel::Warn, format!("upstream {name:?} answered {} with a non-object", kind.method()));
@@ -984,7 +1099,7 @@ impl Gateway {
         let next = match result.get("nextCursor").and_then(Value::as_str) {
             Some(c) => Some(Position { upstream: self.uname(u).to_string(), cursor: Some(c.to_string()) }),
             None => self
-                .next_lister(kind, u.0 + 1)
+                .next_lister(kind, u.0 + 1, s)
                 .map(|n| Position { upstream: self.cfg.upstreams[n].name.clone(), cursor: None }),
         };
         match next {
@@ -1013,9 +1128,23 @@ impl Gateway {
                 }
             }
         }
-        match self.next_lister(kind, u.0 + 1) {
+        match self.next_lister(kind, u.0 + 1, Some(s)) {
             Some(n) => {
-                self.forward(now, s, call.client_id, UpstreamId(n), call.method, params, Some(kind), call.modern_client)
+                let slot = CacheSlot { method: call.method.clone(), arg: String::new() };
+                if self.try_cache(now, s, &call.client_id, UpstreamId(n), &call.method, "", Some(kind), call.modern_client) {
+                    return;
+                }
+                self.forward(
+                    now,
+                    s,
+                    call.client_id,
+                    UpstreamId(n),
+                    call.method,
+                    params,
+                    Some(kind),
+                    call.modern_client,
+                    Some(slot),
+                )
             }
             None => {
                 let r = self.empty_list(kind, call.modern_client);
@@ -1116,6 +1245,9 @@ impl Gateway {
             }
         }
         self.check_listed(now, u);
+        // A link that is back gets its queued calls at once; backoff is for failed replays.
+        self.replay[u.0].next_try = now;
+        self.pump(now, u);
     }
 
     fn refresh_catalog(&mut self, u: UpstreamId, kind: ListKind, cursor: Option<String>) {
@@ -1160,8 +1292,15 @@ impl Gateway {
             self.log(LogLevel::Warn, format!("upstream {name:?} is down: {reason}"));
         }
         for (gid, p) in pending {
+            if let Pending::Replay { seq, .. } = p {
+                self.replay_interrupted(now, u, seq, reason);
+                continue;
+            }
             if let Pending::Client(call) = p {
                 self.drop_client_index(u, gid, &call);
+                if self.stale_fallback(now, u, &call) {
+                    continue;
+                }
                 if let Some(kind) = call.list {
                     self.list_fallback(now, u, *call, kind);
                 } else if let Some(s) = call.session {
@@ -1297,6 +1436,7 @@ impl Gateway {
                 self.check_listed(now, u);
             }
             Pending::Internal => {}
+            Pending::Replay { seq, .. } => self.replay_answered(now, u, seq, answer),
             Pending::Client(call) => self.call_answered(now, u, gid, *call, answer, rest),
         }
     }
@@ -1330,6 +1470,9 @@ impl Gateway {
             Some(c) if acc.len() < 10_000 => self.refresh_catalog(u, kind, Some(c.to_string())),
             _ => {
                 let items = self.ups[u.0].gathering.remove(&kind).unwrap_or_default();
+                if kind == ListKind::Tools {
+                    self.remember_tools(u, &items);
+                }
                 let n = items.len();
                 let collisions = self.catalog.set(&self.cfg, u.0, kind, items);
                 self.log(LogLevel::Debug, format!("upstream {name:?}: {n} {}", kind.field()));
@@ -1384,8 +1527,9 @@ impl Gateway {
         }
         match answer {
             Ok(mut r) => {
+                self.cache_store(now, u, &call, &r);
                 if let Some(kind) = call.list {
-                    r = self.finish_page(u, kind, r);
+                    r = self.finish_page(u, kind, r, Some(s));
                 }
                 if call.modern_client && r.is_object() {
                     if r.get("resultType").is_none() {
@@ -1578,6 +1722,8 @@ impl Gateway {
                     method::PROMPTS_LIST_CHANGED => &[ListKind::Prompts],
                     _ => &[ListKind::Resources, ListKind::Templates],
                 };
+                let methods: Vec<&str> = kinds.iter().map(|k| k.method()).collect();
+                self.invalidate(u, &methods, None);
                 if self.ups[u.0].link == Link::Ready {
                     for k in kinds {
                         if self.ups[u.0].capabilities.get(k.capability()).is_some() {
@@ -1591,6 +1737,7 @@ impl Gateway {
                 let Some(uri) = params.as_ref().and_then(|p| p.get("uri")).and_then(Value::as_str) else {
                     return;
                 };
+                self.invalidate(u, &[method::RESOURCES_READ], Some(uri));
                 let mut ids: Vec<SessionId> =
                     self.sessions.iter().filter(|(_, x)| x.subscriptions.contains(uri)).map(|(k, _)| *k).collect();
                 ids.sort();
@@ -1847,6 +1994,9 @@ impl Gateway {
                         ),
                     );
                 }
+                if self.stale_fallback(now, uid, &call) {
+                    continue;
+                }
                 if let Some(kind) = call.list {
                     self.list_fallback(now, uid, *call, kind);
                 } else if let Some(s) = call.session {
@@ -1859,6 +2009,24 @@ impl Gateway {
                 }
             }
         }
+        for u in 0..self.ups.len() {
+            let due: Vec<(i64, u64)> = self.ups[u]
+                .pending
+                .iter()
+                .filter_map(|(g, p)| match p {
+                    Pending::Replay { seq, deadline } if *deadline <= now => Some((*g, *seq)),
+                    _ => None,
+                })
+                .collect();
+            for (gid, seq) in due {
+                self.ups[u].pending.remove(&gid);
+                self.stats.timeouts += 1;
+                let cancel = json!({"requestId": gid, "reason": "timed out at the gateway"});
+                self.send_up(UpstreamId(u), Message::notification(method::CANCELLED, Some(cancel)));
+                self.replay_interrupted(now, UpstreamId(u), seq, "timed out");
+            }
+        }
+        self.offline_timeout(now);
         self.parked.retain(|_, p| p.expires > now);
         if let Some(s) = self.started_at {
             if !self.deferred.is_empty() && s + self.cfg.startup_grace_ms <= now {

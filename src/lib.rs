@@ -9,17 +9,23 @@
 //! - [`routing`]: namespacing and which upstream owns a name or URI.
 //! - [`cursor`]: aggregated pagination cursors.
 //! - [`sse`]: an incremental server-sent events parser for the HTTP connectors.
-//! - [`engine`]: sessions, upstreams, routing, id remapping and era bridging.
+//! - [`engine`]: sessions, upstreams, routing, id remapping and era bridging, plus the cache and
+//!   offline-queue policy.
+//! - [`store`]: the `Store` trait the platforms implement (IndexedDB, SQLite, memory).
+//! - [`cache`], [`queue`]: the cache's entries and LRU, the queue's entries and their task views.
 #![forbid(unsafe_code)]
 
+pub mod cache;
 pub mod config;
 pub mod cursor;
 pub mod engine;
 pub mod http_client;
 pub mod jsonrpc;
 pub mod protocol;
+pub mod queue;
 pub mod routing;
 pub mod sse;
+pub mod store;
 pub mod token;
 #[cfg(all(wasm_browser, feature = "web"))]
 pub mod web;
@@ -28,3 +34,4 @@ pub use config::{ConfigError, GatewayConfig, Namespacing, UpstreamSpec};
 pub use engine::{Gateway, LogLevel, Millis, Output, SessionId, Stats, UpstreamId};
 pub use jsonrpc::{ErrorObject, Id, Message, ParseError};
 pub use protocol::Era;
+pub use store::{MemoryStore, Snapshot, Store, StoreError, StoreOp, Table};

@@ -62,6 +62,10 @@ pub mod method {
     pub const ELICIT: &str = "elicitation/create";
     pub const SAMPLE: &str = "sampling/createMessage";
     pub const ROOTS_LIST: &str = "roots/list";
+    pub const TASKS_GET: &str = "tasks/get";
+    pub const TASKS_RESULT: &str = "tasks/result";
+    pub const TASKS_LIST: &str = "tasks/list";
+    pub const TASKS_CANCEL: &str = "tasks/cancel";
 }
 
 pub mod meta {
@@ -73,6 +77,15 @@ pub mod meta {
     pub const SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
     /// Our own key on results served while their upstream is degraded.
     pub const GATEWAY: &str = "io.github.mcp-edge-gateway/status";
+    /// On a result served from the cache while its upstream could not be asked: `{stale, ageMs}`.
+    pub const CACHE: &str = "io.github.mcp-edge-gateway/cache";
+    /// On the result a client gets for a call put in the offline queue: `{taskId, upstream, tool, position}`.
+    pub const QUEUED: &str = "io.github.mcp-edge-gateway/queued";
+    /// On a replayed call sent upstream: the task id, the same on every attempt.
+    pub const IDEMPOTENCY_KEY: &str = "io.github.mcp-edge-gateway/idempotencyKey";
+    /// The tasks extension of 2026-07-28 (per-request client capability and server capability).
+    pub const TASKS_EXTENSION: &str = "io.modelcontextprotocol/tasks";
+    pub const RELATED_TASK: &str = "io.modelcontextprotocol/related-task";
 }
 
 /// The three kinds of list the gateway aggregates (plus templates, which are resources too).

@@ -229,7 +229,7 @@ mod tests {
         GatewayConfig {
             upstreams: specs
                 .iter()
-                .map(|(n, p)| UpstreamSpec { name: n.to_string(), prefix: p.map(str::to_string), era: None })
+                .map(|(n, p)| UpstreamSpec { name: n.to_string(), prefix: p.map(str::to_string), ..Default::default() })
                 .collect(),
             ..Default::default()
         }

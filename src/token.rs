@@ -60,6 +60,13 @@ impl TokenSource {
         self.counter += 1;
         b[..4].iter().map(|w| format!("{w:08x}")).collect()
     }
+
+    /// A number for jitter (not for secrets: it shares the keystream position with the tokens).
+    pub fn next_u64(&mut self) -> u64 {
+        let b = block(&self.key, self.counter, [0x6a69_7474, 0x6572_2121]);
+        self.counter += 1;
+        u64::from(b[0]) | (u64::from(b[1]) << 32)
+    }
 }
 
 #[cfg(test)]

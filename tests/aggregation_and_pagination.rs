@@ -69,8 +69,8 @@ fn invalid_cursors_are_invalid_params() {
 fn unprefixed_collisions_are_reported_and_renamed_never_dropped() {
     let cfg = GatewayConfig {
         upstreams: vec![
-            UpstreamSpec { name: "one".into(), prefix: None, era: None },
-            UpstreamSpec { name: "two".into(), prefix: None, era: None },
+            UpstreamSpec { name: "one".into(), prefix: None, ..Default::default() },
+            UpstreamSpec { name: "two".into(), prefix: None, ..Default::default() },
         ],
         ..Default::default()
     };

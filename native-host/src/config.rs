@@ -22,8 +22,18 @@
 //! transport = "http"     # "http" (Streamable HTTP, default for url) or "sse" (legacy HTTP+SSE)
 //! era = "auto"           # "auto" (probe server/discover), "legacy" or "modern"
 //!
+//! offline_queue = ["report", "@idempotentHint"]   # calls queued durably while it is unreachable
+//! cache_ttl_ms = { "tools/list" = 60000, "resources/read" = 5000 }   # legacy upstreams; or one number
+//!
 //! [upstreams.edge]
 //! builtin = "edge"       # the built-in device tools
+//!
+//! [storage]
+//! data_dir = "/var/lib/mcp-edge-gateway"   # default: $XDG_DATA_HOME/mcp-edge-gateway (or --data-dir)
+//! max_bytes = 104857600                    # cap on the SQLite file; beyond it, queueing fails clearly
+//!
+//! [cache]
+//! max_bytes = 8388608                      # LRU cap on cached results
 //! ```
 
 use mcp_edge_gateway::{Era, GatewayConfig, Namespacing, UpstreamSpec};
@@ -48,6 +58,10 @@ pub struct HostConfig {
     pub listen: Option<String>,
     pub allowed_origins: Vec<String>,
     pub max_body_bytes: usize,
+    /// Where the SQLite store lives (`--data-dir` wins).
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Cap on the SQLite file.
+    pub store_max_bytes: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -59,6 +73,31 @@ struct TomlFile {
     namespace: TomlNamespace,
     #[serde(default)]
     upstreams: toml::Table,
+    #[serde(default)]
+    storage: TomlStorage,
+    #[serde(default)]
+    cache: TomlCache,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlStorage {
+    data_dir: Option<std::path::PathBuf>,
+    max_bytes: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlCache {
+    max_bytes: Option<usize>,
+}
+
+/// `cache_ttl_ms`: one number for every cacheable method, or per method.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Ttl {
+    All(u64),
+    PerMethod(BTreeMap<String, u64>),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -102,9 +141,12 @@ struct ServerEntry {
     /// Claude Desktop-style switch.
     #[serde(default)]
     disabled: bool,
-    // Keys of later features that we accept and ignore for now.
-    #[serde(default, rename = "offlineQueue", alias = "offline_queue")]
-    _offline_queue: Option<serde_json::Value>,
+    /// Tools queued while the upstream is unreachable: names, "*", or "@<annotation>".
+    #[serde(default, alias = "offline_queue")]
+    offline_queue: Vec<String>,
+    /// Cache lifetimes for a legacy upstream's results.
+    #[serde(alias = "cache_ttl_ms")]
+    cache_ttl_ms: Option<Ttl>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,7 +162,7 @@ impl HostConfig {
     pub fn embedded_default() -> HostConfig {
         HostConfig {
             gateway: GatewayConfig {
-                upstreams: vec![UpstreamSpec { name: "edge".into(), prefix: None, era: Some(Era::Legacy) }],
+                upstreams: vec![UpstreamSpec { name: "edge".into(), prefix: None, era: Some(Era::Legacy), ..Default::default() }],
                 instructions: Some(
                     "Edge device tools: system info, load, memory, temperatures, disks and network.".into(),
                 ),
@@ -130,6 +172,8 @@ impl HostConfig {
             listen: None,
             allowed_origins: Vec::new(),
             max_body_bytes: 4 * 1024 * 1024,
+            data_dir: None,
+            store_max_bytes: None,
         }
     }
 
@@ -159,6 +203,11 @@ impl HostConfig {
         if let Some(m) = f.server.max_body_bytes {
             cfg.max_body_bytes = m;
         }
+        cfg.data_dir = f.storage.data_dir;
+        cfg.store_max_bytes = f.storage.max_bytes;
+        if let Some(m) = f.cache.max_bytes {
+            cfg.gateway.cache_max_bytes = m;
+        }
         let default_prefix = f.namespace.prefix.unwrap_or(true);
         for (name, v) in f.upstreams {
             let entry: ServerEntry = v.try_into().map_err(|e| format!("upstream {name:?}: {e}"))?;
@@ -186,6 +235,13 @@ impl HostConfig {
             }
             if let Some(o) = g.get("allowedOrigins").and_then(|v| v.as_array()) {
                 cfg.allowed_origins = o.iter().filter_map(|x| x.as_str().map(str::to_string)).collect();
+            }
+            if let Some(st) = g.get("storage") {
+                cfg.store_max_bytes = st.get("maxBytes").and_then(|v| v.as_u64());
+                cfg.data_dir = st.get("dataDir").and_then(|v| v.as_str()).map(Into::into);
+            }
+            if let Some(m) = g.pointer("/cache/maxBytes").and_then(|v| v.as_u64()) {
+                cfg.gateway.cache_max_bytes = m as usize;
             }
         }
         for (name, v) in f.mcp_servers {
@@ -236,7 +292,18 @@ impl HostConfig {
             Some(o) => return Err(format!("upstream {name:?}: era must be auto, legacy or modern, not {o:?}")),
         };
         let era = if transport == Transport::Builtin { Some(Era::Legacy) } else { era };
-        self.gateway.upstreams.push(UpstreamSpec { name: name.to_string(), prefix, era });
+        let cache_ttl_ms = match e.cache_ttl_ms {
+            None => BTreeMap::new(),
+            Some(Ttl::All(ms)) => BTreeMap::from([("*".to_string(), ms)]),
+            Some(Ttl::PerMethod(m)) => m,
+        };
+        self.gateway.upstreams.push(UpstreamSpec {
+            name: name.to_string(),
+            prefix,
+            era,
+            offline_queue: e.offline_queue,
+            cache_ttl_ms,
+        });
         self.transports.push(transport);
         Ok(())
     }
@@ -265,6 +332,41 @@ mod tests {
         assert!(matches!(&c.transports[1], Transport::Http { headers, .. } if headers["Authorization"] == "Bearer x"));
         assert!(matches!(&c.transports[2], Transport::Sse { .. }));
         assert_eq!(c.gateway.upstreams[0].prefix.as_deref(), Some("everything"));
+        assert_eq!(c.gateway.upstreams[3].offline_queue, ["a"]);
+    }
+
+    #[test]
+    fn reads_queue_cache_and_storage_settings() {
+        let c = HostConfig::from_toml(
+            r#"
+            [storage]
+            max_bytes = 65536
+            [cache]
+            max_bytes = 1000
+            [upstreams.a]
+            url = "http://x/mcp"
+            offline_queue = ["t", "@idempotentHint"]
+            cache_ttl_ms = 5000
+            [upstreams.b]
+            url = "http://y/mcp"
+            cache_ttl_ms = { "resources/read" = 10 }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.store_max_bytes, Some(65536));
+        assert_eq!(c.gateway.cache_max_bytes, 1000);
+        assert_eq!(c.gateway.upstreams[0].offline_queue, ["t", "@idempotentHint"]);
+        assert_eq!(c.gateway.upstreams[0].ttl_for("tools/list"), Some(5000));
+        assert_eq!(c.gateway.upstreams[1].ttl_for("resources/read"), Some(10));
+        assert_eq!(c.gateway.upstreams[1].ttl_for("tools/list"), None);
+        let j = HostConfig::from_json(
+            r#"{"mcpServers": {"a": {"url": "http://x/mcp", "offlineQueue": ["*"], "cacheTtlMs": {"tools/list": 7}}},
+                "gateway": {"storage": {"maxBytes": 4096}}}"#,
+        )
+        .unwrap();
+        assert_eq!(j.store_max_bytes, Some(4096));
+        assert_eq!(j.gateway.upstreams[0].offline_queue, ["*"]);
+        assert_eq!(j.gateway.upstreams[0].ttl_for("tools/list"), Some(7));
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The loop that drives the core engine on tokio: one task owns the [`Gateway`], everything else
 //! talks to it through a channel. Time comes from a monotonic `Instant` and is handed to the engine as
-//! milliseconds.
+//! milliseconds. Store batches go to the store's own thread (see [`crate::store::StoreThread`]) and
+//! come back as [`Cmd::StoreDone`].
 
-use mcp_edge_gateway::{Gateway, Id, LogLevel, Message, Output, SessionId, UpstreamId};
+use crate::store::StoreThread;
+use mcp_edge_gateway::{Gateway, Id, LogLevel, Message, Output, SessionId, StoreError, UpstreamId};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -26,6 +28,16 @@ pub enum Cmd {
     UpstreamSessionExpired(UpstreamId),
     FromUpstream(UpstreamId, Message, Option<i64>),
     Status(oneshot::Sender<serde_json::Value>),
+    /// A store batch is durable (or failed).
+    StoreDone(u64, Result<(), StoreError>),
+    /// Mark a session as an admin one (sees every queued call).
+    Admin(SessionId),
+    /// A session's auth context (its `Authorization` header).
+    Auth(SessionId, String),
+    /// The queue in the admin view: every entry, or one by task id.
+    Queue(Option<String>, oneshot::Sender<Option<serde_json::Value>>),
+    /// Orderly stop: close the store (its last batches written, the WAL checkpointed), then reply.
+    Shutdown(oneshot::Sender<()>),
 }
 
 /// A cheap, cloneable handle to the engine task.
@@ -51,16 +63,50 @@ impl Handle {
         self.send(Cmd::Status(reply));
         rx.await.unwrap_or(serde_json::Value::Null)
     }
+
+    /// Close the store; the engine keeps running without one (for the last moments of the process).
+    pub async fn shutdown(&self) {
+        let (reply, rx) = oneshot::channel();
+        self.send(Cmd::Shutdown(reply));
+        let _ = rx.await;
+    }
+
+    pub async fn queue(&self, task_id: Option<String>) -> Option<serde_json::Value> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Cmd::Queue(task_id, reply));
+        rx.await.ok().flatten()
+    }
 }
 
-pub fn spawn(gw: Gateway) -> Handle {
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(run(gw, rx));
+/// Milliseconds since the Unix epoch.
+pub fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+pub fn channel() -> (mpsc::UnboundedSender<Cmd>, mpsc::UnboundedReceiver<Cmd>) {
+    mpsc::unbounded_channel()
+}
+
+/// Start the engine task on a channel made with [`channel`] (the store thread's reports go to it
+/// too). `origin` is the instant the engine's time 0 stands for.
+pub fn spawn_with(
+    gw: Gateway,
+    origin: Instant,
+    store: Option<StoreThread>,
+    tx: mpsc::UnboundedSender<Cmd>,
+    rx: mpsc::UnboundedReceiver<Cmd>,
+) -> Handle {
+    tokio::spawn(run(gw, origin, store, rx, tx.clone()));
     Handle { tx }
 }
 
-async fn run(mut gw: Gateway, mut rx: mpsc::UnboundedReceiver<Cmd>) {
-    let origin = Instant::now();
+async fn run(
+    mut gw: Gateway,
+    origin: Instant,
+    mut store: Option<StoreThread>,
+    mut rx: mpsc::UnboundedReceiver<Cmd>,
+    me: mpsc::UnboundedSender<Cmd>,
+) {
     let now = move || origin.elapsed().as_millis() as u64;
     let mut sinks: HashMap<SessionId, Arc<dyn ClientSink>> = HashMap::new();
     let mut links: HashMap<UpstreamId, mpsc::UnboundedSender<Message>> = HashMap::new();
@@ -71,6 +117,23 @@ async fn run(mut gw: Gateway, mut rx: mpsc::UnboundedReceiver<Cmd>) {
             _ = sleep_until(deadline) => None,
         };
         let t = now();
+        let cmd = match cmd {
+            Some(Cmd::Shutdown(reply)) => {
+                match store.take() {
+                    Some(st) => {
+                        tokio::task::spawn_blocking(move || {
+                            st.close();
+                            let _ = reply.send(());
+                        });
+                    }
+                    None => {
+                        let _ = reply.send(());
+                    }
+                }
+                continue;
+            }
+            other => other,
+        };
         // The engine is written not to panic on any input. Should it anyway, one bad message must
         // not take the gateway down for every client: log it and carry on.
         let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match cmd {
@@ -98,6 +161,16 @@ async fn run(mut gw: Gateway, mut rx: mpsc::UnboundedReceiver<Cmd>) {
             Some(Cmd::Status(reply)) => {
                 let _ = reply.send(gw.status());
             }
+            Some(Cmd::StoreDone(ticket, r)) => gw.store_done(t, ticket, r),
+            Some(Cmd::Admin(s)) => gw.set_session_admin(s),
+            Some(Cmd::Auth(s, a)) => gw.set_session_auth(s, &a),
+            Some(Cmd::Shutdown(_)) => {} // handled above
+            Some(Cmd::Queue(id, reply)) => {
+                let _ = reply.send(match id {
+                    None => Some(gw.queue_entries()),
+                    Some(id) => gw.queue_entry(&id),
+                });
+            }
         }));
         if step.is_err() {
             tracing::error!("internal error: the engine panicked handling a message; continuing");
@@ -121,6 +194,17 @@ async fn run(mut gw: Gateway, mut rx: mpsc::UnboundedReceiver<Cmd>) {
                     LogLevel::Warn => tracing::warn!("{message}"),
                     LogLevel::Error => tracing::error!("{message}"),
                 },
+                Output::Store { ticket, ops } => {
+                    let r = match &store {
+                        Some(st) => st.submit(ticket, ops),
+                        // Without persistence, memory is the store: done at once.
+                        None => Ok(()),
+                    };
+                    let failed = r.is_err();
+                    if store.is_none() || failed {
+                        let _ = me.send(Cmd::StoreDone(ticket, r));
+                    }
+                }
             }
         }
     }

@@ -138,6 +138,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/mcp", get(get_mcp).post(post_mcp).delete(delete_mcp))
         .route("/ws", get(crate::ws::upgrade))
         .route("/status", get(status))
+        .route("/admin/queue", get(crate::admin::list))
+        .route("/admin/queue/{id}", get(crate::admin::get).delete(crate::admin::cancel))
         .route("/healthz", get(|| async { "ok\n" }))
         .layer(middleware::from_fn_with_state(app.clone(), origin_and_cors))
         .layer(DefaultBodyLimit::max(limit))
@@ -387,6 +389,7 @@ async fn post_modern(app: Arc<App>, headers: HeaderMap, msg: Message, version: S
         );
     };
     *session.id.lock().expect("poisoned") = Some(sid);
+    set_auth(&app, sid, &headers);
     let guard = CloseOnDrop { handle: app.handle.clone(), session: sid };
     exchange(&app, session, sid, msg, &headers, true, Some(guard)).await
 }
@@ -395,7 +398,7 @@ async fn post_legacy(app: Arc<App>, headers: HeaderMap, msg: Message) -> Respons
     let sid_header = header_str(&headers, "mcp-session-id").map(str::to_string);
     if let Message::Request { method: m, .. } = &msg {
         if m == method::INITIALIZE {
-            return initialize(&app, msg).await;
+            return initialize(&app, msg, &headers).await;
         }
     }
     let Some(key) = sid_header else {
@@ -437,12 +440,13 @@ async fn post_legacy(app: Arc<App>, headers: HeaderMap, msg: Message) -> Respons
 }
 
 /// A legacy `initialize`: the session (and its `Mcp-Session-Id`) exists only if it succeeds.
-async fn initialize(app: &App, msg: Message) -> Response {
+async fn initialize(app: &App, msg: Message, headers: &HeaderMap) -> Response {
     let id = request_id(&msg).expect("initialize is a request");
     let session = Arc::new(HttpSession::default());
     let Some(sid) = app.handle.open_session(session.clone()).await else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
+    set_auth(app, sid, headers);
     *session.id.lock().expect("poisoned") = Some(sid);
     let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
     session.routes.lock().expect("poisoned").posts.insert(id.clone(), tx);
@@ -465,6 +469,14 @@ async fn initialize(app: &App, msg: Message) -> Response {
                 None => StatusCode::SERVICE_UNAVAILABLE.into_response(),
             }
         }
+    }
+}
+
+/// The client's auth context is its `Authorization` header (the gateway keeps only a digest): private
+/// cache entries and queued calls are per context. A legacy session keeps the one it started with.
+pub fn set_auth(app: &App, sid: SessionId, headers: &HeaderMap) {
+    if let Some(a) = header_str(headers, "authorization") {
+        app.handle.send(Cmd::Auth(sid, a.to_string()));
     }
 }
 

@@ -1,10 +1,12 @@
 //! `mcp-edge-gateway`: one MCP endpoint in front of many MCP servers, for edge boards and desktops.
 #![forbid(unsafe_code)]
 
+mod admin;
 mod config;
 mod driver;
 mod http;
 mod stdio;
+mod store;
 mod upstream;
 mod ws;
 
@@ -71,12 +73,27 @@ enum Command {
         /// Address to listen on. Binding beyond loopback exposes the gateway to the network.
         #[arg(long, short)]
         listen: Option<String>,
+        #[command(flatten)]
+        storage: StorageArgs,
     },
     /// Serve MCP on stdin/stdout, for desktop apps that launch the gateway as their MCP server.
     Stdio {
         #[arg(long, short)]
         config: Option<PathBuf>,
+        #[command(flatten)]
+        storage: StorageArgs,
     },
+}
+
+#[derive(clap::Args)]
+struct StorageArgs {
+    /// Directory of the SQLite store (cache and offline queue). Default: the config's
+    /// `[storage] data_dir`, else $XDG_DATA_HOME/mcp-edge-gateway (~/.local/share/mcp-edge-gateway).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Keep the cache and the offline queue in memory only (lost when the gateway stops).
+    #[arg(long, conflicts_with = "data_dir")]
+    no_store: bool,
 }
 
 fn init_logging() {
@@ -98,15 +115,16 @@ fn main() -> std::process::ExitCode {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
     let result = rt.block_on(async move {
         match cli.command {
-            Command::Serve { config, listen } => {
+            Command::Serve { config, listen, storage } => {
                 let cfg = load(config)?;
                 let addr = listen.or(cfg.listen.clone()).unwrap_or_else(|| "127.0.0.1:8787".into());
-                serve(cfg, &addr).await
+                serve(cfg, &addr, &storage).await
             }
-            Command::Stdio { config } => {
+            Command::Stdio { config, storage } => {
                 let cfg = load(config)?;
-                let handle = start(&cfg)?;
-                stdio::serve(handle).await;
+                let handle = start(&cfg, &storage)?;
+                stdio::serve(handle.clone()).await;
+                handle.shutdown().await;
                 Ok(())
             }
         }
@@ -121,18 +139,54 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn start(cfg: &HostConfig) -> Result<driver::Handle, String> {
+/// Open the store and restore the engine from it. Anything wrong with the store stops the start-up
+/// with a message naming the file; the file is left as it is.
+fn start(cfg: &HostConfig, storage: &StorageArgs) -> Result<driver::Handle, String> {
     let mut gw = Gateway::new(cfg.gateway.clone()).map_err(|e| e.to_string())?;
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| format!("no OS randomness for request-state tokens: {e}"))?;
     gw.seed(seed);
-    let handle = driver::spawn(gw);
+    let origin = tokio::time::Instant::now();
+    let (tx, rx) = driver::channel();
+    let store_thread = if storage.no_store {
+        tracing::info!("no store: the cache and the offline queue live in memory only");
+        None
+    } else {
+        let dir = storage.data_dir.clone().or(cfg.data_dir.clone()).or_else(store::default_data_dir).ok_or(
+            "no data directory: set --data-dir (or $XDG_DATA_HOME / $HOME), or run with --no-store".to_string(),
+        )?;
+        let path = dir.join(store::FILE_NAME);
+        let mut st = store::SqliteStore::open(&path, cfg.store_max_bytes).map_err(|e| store_problem(&path, e))?;
+        let snap = futures_util::FutureExt::now_or_never(mcp_edge_gateway::Store::load(&mut st))
+            .unwrap_or_else(|| Err(mcp_edge_gateway::StoreError::Failed("the store did not answer".into())))
+            .map_err(|e| store_problem(&path, e))?;
+        let summary = gw.restore(0, driver::wall_clock_ms(), &snap).map_err(|e| store_problem(&path, e))?;
+        tracing::info!("store {}: {summary}", path.display());
+        let tx = tx.clone();
+        let thread = store::StoreThread::spawn(st, move |ticket, r| {
+            let _ = tx.send(driver::Cmd::StoreDone(ticket, r));
+        })
+        .map_err(|e| format!("cannot start the store thread: {e}"))?;
+        Some(thread)
+    };
+    if store_thread.is_none() {
+        gw.set_wall_clock(0, driver::wall_clock_ms());
+    }
+    let handle = driver::spawn_with(gw, origin, store_thread, tx, rx);
     let names: Vec<String> = cfg.gateway.upstreams.iter().map(|u| u.name.clone()).collect();
     upstream::spawn_all(&handle, &cfg.transports, &names);
     Ok(handle)
 }
 
-async fn serve(cfg: HostConfig, addr: &str) -> Result<(), String> {
+fn store_problem(path: &std::path::Path, e: impl std::fmt::Display) -> String {
+    format!(
+        "the store {} cannot be used: {e}\nNothing was changed in it. Move it aside to start with an empty store, \
+         use another --data-dir, or run with --no-store.",
+        path.display()
+    )
+}
+
+async fn serve(cfg: HostConfig, addr: &str, storage: &StorageArgs) -> Result<(), String> {
     let sock: SocketAddr = addr.parse().map_err(|e| format!("--listen {addr:?}: {e}"))?;
     let listener = tokio::net::TcpListener::bind(sock).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     if !sock.ip().is_loopback() {
@@ -140,7 +194,7 @@ async fn serve(cfg: HostConfig, addr: &str) -> Result<(), String> {
             "listening on {sock}, beyond loopback: anyone who can reach this address can use every upstream"
         );
     }
-    let handle = start(&cfg)?;
+    let handle = start(&cfg, storage)?;
     let app = http::App::new(handle, cfg.allowed_origins.clone(), cfg.max_body_bytes);
     tokio::spawn(http::expire_idle_sessions(app.clone()));
     tracing::info!(
@@ -148,7 +202,10 @@ async fn serve(cfg: HostConfig, addr: &str) -> Result<(), String> {
         listener.local_addr().map_err(|e| e.to_string())?,
         cfg.gateway.upstreams.len()
     );
-    axum::serve(listener, http::router(app)).with_graceful_shutdown(shutdown_signal()).await.map_err(|e| e.to_string())
+    let handle = app.handle.clone();
+    let served = axum::serve(listener, http::router(app)).with_graceful_shutdown(shutdown_signal()).await;
+    handle.shutdown().await;
+    served.map_err(|e| e.to_string())
 }
 
 async fn shutdown_signal() {

@@ -4,6 +4,7 @@
 
 use crate::driver::{ClientSink, Cmd};
 use crate::http::App;
+use axum::http::HeaderMap;
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
@@ -20,14 +21,15 @@ impl ClientSink for WsSink {
     }
 }
 
-pub async fn upgrade(State(app): State<Arc<App>>, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(State(app): State<Arc<App>>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
     let limit = app.max_body_bytes;
-    ws.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| serve(app, socket))
+    ws.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| serve(app, socket, headers))
 }
 
-async fn serve(app: Arc<App>, socket: WebSocket) {
+async fn serve(app: Arc<App>, socket: WebSocket, headers: HeaderMap) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
     let Some(sid) = app.handle.open_session(Arc::new(WsSink(tx.clone()))).await else { return };
+    crate::http::set_auth(&app, sid, &headers);
     let (mut out, mut inp) = socket.split();
     let writer = tokio::spawn(async move {
         while let Some(m) = rx.recv().await {

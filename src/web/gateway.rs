@@ -349,7 +349,7 @@ fn build(config: &JsValue) -> Result<Gateway, JsValue> {
     let local = cfg.get("local");
     let local_name = local.and_then(|l| l.get("name")).and_then(Value::as_str).unwrap_or("page").to_string();
     let local_prefix = prefix_of(&local_name, local.and_then(|l| l.get("prefix")))?;
-    core.upstreams.push(UpstreamSpec { name: local_name, prefix: local_prefix, era: Some(Era::Legacy) });
+    core.upstreams.push(UpstreamSpec { name: local_name, prefix: local_prefix, era: Some(Era::Legacy), ..Default::default() });
     let local_id = UpstreamId(core.upstreams.len() - 1);
 
     let mut engine = Engine::new(core).map_err(|e| type_error(&e.to_string()))?;

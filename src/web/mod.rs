@@ -9,11 +9,13 @@
 //!   and service workers all work).
 //! - [`websocket`]: WebSocket upstreams, one JSON-RPC message per text frame.
 //! - [`local`]: the in-page upstream serving tools registered from JavaScript.
+//! - [`idb`]: the durable [`crate::store::Store`] on IndexedDB.
 //! - [`interop`]: JSON values and errors across the boundary.
 
 pub mod connection;
 pub mod fetch;
 pub mod gateway;
+pub mod idb;
 pub mod interop;
 pub mod local;
 pub mod runtime;

@@ -139,7 +139,11 @@ impl FakeServer {
             }
             (_, "resources/read") => {
                 let uri = params.as_ref().and_then(|p| p.get("uri")).cloned().unwrap_or_default();
-                vec![Message::response(id, json!({"contents": [{"uri": uri, "text": "content"}]}))]
+                let mut r = json!({"contents": [{"uri": uri, "text": "content"}]});
+                if uri.as_str().is_some_and(|u| u.starts_with("private:")) {
+                    r["cacheScope"] = json!("private");
+                }
+                vec![Message::response(id, r)]
             }
             (_, "tools/call") => {
                 let p = params.unwrap_or_default();
@@ -209,6 +213,11 @@ pub struct Sim {
     pub inbox: Vec<(SessionId, Option<Id>, Message)>,
     pub logs: Vec<String>,
     queue: VecDeque<(UpstreamId, Message)>,
+    /// Where the engine's store batches go, applied at once (like a store that is always quick).
+    pub store: mcp_edge_gateway::MemoryStore,
+    /// Hold store batches instead of applying them (to look between "written" and "acknowledged").
+    pub hold_store: bool,
+    pub held: Vec<(u64, Vec<mcp_edge_gateway::StoreOp>)>,
 }
 
 pub fn spec(name: &str) -> UpstreamSpec {
@@ -226,6 +235,9 @@ impl Sim {
             inbox: vec![],
             logs: vec![],
             queue: VecDeque::new(),
+            store: Default::default(),
+            hold_store: false,
+            held: vec![],
         }
     }
 
@@ -259,6 +271,14 @@ impl Sim {
                     Output::ToClient { session, related, message } => self.inbox.push((session, related, message)),
                     Output::ToUpstream { upstream, message } => self.queue.push_back((upstream, message)),
                     Output::Log { message, .. } => self.logs.push(message),
+                    Output::Store { ticket, ops } => {
+                        if self.hold_store {
+                            self.held.push((ticket, ops));
+                        } else {
+                            let r = self.store.apply_now(ops);
+                            self.gw.store_done(self.now, ticket, r);
+                        }
+                    }
                 }
             }
             let Some((u, m)) = self.queue.pop_front() else { break };
@@ -269,6 +289,27 @@ impl Sim {
                 self.gw.handle_upstream(self.now, u, reply, None);
             }
         }
+    }
+
+    /// Apply the held store batches, in order.
+    pub fn release_store(&mut self) {
+        for (ticket, ops) in std::mem::take(&mut self.held) {
+            let r = self.store.apply_now(ops);
+            self.gw.store_done(self.now, ticket, r);
+        }
+        self.settle();
+    }
+
+    /// The gateway "crashes" and starts again on the same store: a new engine restored from it.
+    pub fn restart(&mut self, cfg: GatewayConfig) -> String {
+        self.gw = Gateway::new(cfg).expect("valid config");
+        self.connected = vec![false; self.servers.len()];
+        self.queue.clear();
+        self.held.clear();
+        let snap = self.store.load_now();
+        let summary = self.gw.restore(self.now, self.now, &snap).expect("restore");
+        self.settle();
+        summary
     }
 
     pub fn advance(&mut self, ms: u64) {

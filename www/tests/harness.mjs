@@ -35,7 +35,7 @@ export async function startGateway(bin, { prefix } = {}) {
   const everything = { command: 'node', args: [EVERYTHING, 'stdio'], ...(prefix === false ? { prefix: false } : {}) };
   await writeFile(cfg, JSON.stringify({ mcpServers: { everything } }));
   const port = await freePort();
-  const proc = spawn(bin, ['serve', '--config', cfg, '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn(bin, ['serve', '--config', cfg, '--listen', `127.0.0.1:${port}`, '--no-store'], { stdio: ['ignore', 'ignore', 'pipe'] });
   const gw = { port, proc, log: '' };
   proc.stderr.on('data', (d) => { gw.log += d; });
   const end = Date.now() + 30000;

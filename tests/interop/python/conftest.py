@@ -191,11 +191,18 @@ class Gateway:
     log: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
+    # Each gateway keeps its durable store (cache, offline queue) in a directory of its own, never the
+    # user's; pass the same data_dir to a second Gateway to restart on the first one's store.
+    data_dir: Path | None = None
+    extra_args: list[str] = field(default_factory=list)
 
     def start(self) -> "Gateway":
+        if self.data_dir is None:
+            self.data_dir = self.log.parent / f"data-{self.port}"
         with self.log.open("w") as err:
             self.proc = subprocess.Popen(
-                [GATEWAY_BIN, "serve", "--config", str(self.config), "--listen", f"127.0.0.1:{self.port}"],
+                [GATEWAY_BIN, "serve", "--config", str(self.config), "--listen", f"127.0.0.1:{self.port}",
+                 "--data-dir", str(self.data_dir), *self.extra_args],
                 stdout=subprocess.DEVNULL, stderr=err,
             )
         _LIVE_GATEWAYS.append(self)

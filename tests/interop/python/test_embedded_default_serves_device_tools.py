@@ -22,7 +22,7 @@ def url():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    p = subprocess.Popen([GATEWAY, "serve", "--listen", f"127.0.0.1:{port}"], stderr=subprocess.DEVNULL)
+    p = subprocess.Popen([GATEWAY, "serve", "--listen", f"127.0.0.1:{port}", "--no-store"], stderr=subprocess.DEVNULL)
     try:
         for _ in range(200):
             try:

@@ -91,7 +91,7 @@ def http_topology():
         "evsse": {"url": f"http://127.0.0.1:{sse.port}/sse"},
     }}))
     port, log = _free_port(), tmp / "gateway.log"
-    gw = subprocess.Popen([GATEWAY, "serve", "--config", str(cfg), "--listen", f"127.0.0.1:{port}"],
+    gw = subprocess.Popen([GATEWAY, "serve", "--config", str(cfg), "--listen", f"127.0.0.1:{port}", "--no-store"],
                           stderr=log.open("w"), stdout=subprocess.DEVNULL)
     try:
         _wait_ready(port, {"evhttp", "evsse"}, log)

@@ -64,7 +64,7 @@ async def _wait_for_tools(c: Client, names: set[str], timeout: float = 30) -> li
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 def test_python_client_over_stdio(stdio_config, tmp_path, mode):
     log = tmp_path / "stdio-gateway.log"
-    params = StdioServerParameters(command=GATEWAY_BIN, args=["stdio", "--config", str(stdio_config)])
+    params = StdioServerParameters(command=GATEWAY_BIN, args=["stdio", "--config", str(stdio_config), "--no-store"])
     rec = Recorder()
 
     async def run():
@@ -104,7 +104,7 @@ class StdioGateway:
     def __init__(self, config, log) -> None:
         self.log = log
         with log.open("w") as err:
-            self.proc = subprocess.Popen([GATEWAY_BIN, "stdio", "--config", str(config)],
+            self.proc = subprocess.Popen([GATEWAY_BIN, "stdio", "--config", str(config), "--no-store"],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
         self.lines: queue.Queue[bytes | None] = queue.Queue()
         self.raw_lines: list[bytes] = []

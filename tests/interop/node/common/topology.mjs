@@ -113,7 +113,7 @@ export async function startTopology({ readyTimeoutMs = 30000, proxyModern = fals
     fs.writeFileSync(configPath, JSON.stringify(config, null, 2));
     topo.gatewayPort = await freePort();
     const gwErr = fs.openSync(topo.gatewayLog, 'w');
-    const gw = spawn(GATEWAY_BIN, ['serve', '--config', configPath, '--listen', `127.0.0.1:${topo.gatewayPort}`], {
+    const gw = spawn(GATEWAY_BIN, ['serve', '--config', configPath, '--listen', `127.0.0.1:${topo.gatewayPort}`, '--no-store'], {
       stdio: ['ignore', 'ignore', gwErr],
       env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info' },
     });

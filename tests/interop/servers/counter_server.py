@@ -1,0 +1,125 @@
+"""A real MCP upstream (Python `mcp` SDK, MCPServer over Streamable HTTP) for the offline-queue and
+cache tests. Like modern_server.py it serves both eras on one endpoint, so the gateway's probe finds it
+modern.
+
+- tool `record(n, pad="")`: appends one JSON line `{"n": n, "key": <idempotency key or null>}` to the
+  `--log` file (flushed and fsynced before answering) and returns "recorded <n>". The key is the
+  request's `_meta["io.github.mcp-edge-gateway/idempotencyKey"]`, read from the SDK's request context.
+  `--delay-ms` sleeps before recording, so a test can kill the gateway while a call is in flight.
+- resource `counter://public`: "public v<k>", k counting reads; cacheScope "public", ttlMs `--ttl-ms`.
+- resource `counter://private`: "private v<k>"; cacheScope "private", ttlMs `--ttl-ms`.
+
+Server-wide cache hints come from `MCPServer(cache_hints=...)`, which is per method. The SDK has no
+per-resource hint (MCPServer's resources/read handler builds the result itself), so a middleware, the
+SDK's public hook around every request, rewrites `cacheScope` on the 2026-07-28 wire form of
+counter://private's result. Legacy-era results carry no hints (the SDK sieves them out).
+
+Usage: python counter_server.py --port PORT --log FILE [--host 127.0.0.1] [--path /mcp] [--ttl-ms MS]
+       [--delay-ms MS]
+Prints "READY <port>" on stdout once listening.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+from typing import Any
+
+import anyio
+import uvicorn
+from mcp.server.caching import CacheHint
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
+
+IDEMPOTENCY_KEY = "io.github.mcp-edge-gateway/idempotencyKey"
+PUBLIC_URI = "counter://public"
+PRIVATE_URI = "counter://private"
+
+
+class Settings:
+    log_path: str = ""
+    delay_s: float = 0.0
+    ttl_ms: int = 1000
+
+
+reads = {PUBLIC_URI: 0, PRIVATE_URI: 0}
+
+
+async def private_scope_by_uri(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    """Marks counter://private's resources/read result `cacheScope: "private"`. Runs around the handler
+    and sees the serialized wire dict; only a 2026-07-28 result has `ttlMs` to begin with."""
+    result = await call_next(ctx)
+    uri = (ctx.params or {}).get("uri") if ctx.method == "resources/read" else None
+    if uri == PRIVATE_URI and isinstance(result, dict) and "ttlMs" in result:
+        result = {**result, "ttlMs": Settings.ttl_ms, "cacheScope": "private"}
+    return result
+
+
+def build_server(ttl_ms: int) -> MCPServer:
+    hint = CacheHint(ttl_ms=ttl_ms, scope="public")
+    mcp = MCPServer(
+        "counter-upstream",
+        version="1.0.0",
+        instructions="Counts calls and reads, for the gateway's offline-queue and cache tests",
+        cache_hints={m: hint for m in ("tools/list", "resources/list", "resources/templates/list",
+                                       "prompts/list", "resources/read")},
+        middleware=[private_scope_by_uri],
+    )
+
+    @mcp.tool()
+    async def record(n: int, ctx: Context, pad: str = "") -> str:
+        """Append {"n", "key"} to the log file; `pad` is ignored (it makes a call big)."""
+        if Settings.delay_s:
+            await anyio.sleep(Settings.delay_s)
+        meta = ctx.request_context.meta or {}
+        line = json.dumps({"n": n, "key": meta.get(IDEMPOTENCY_KEY)}) + "\n"
+        with open(Settings.log_path, "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+        return f"recorded {n}"
+
+    @mcp.resource(PUBLIC_URI, name="public", mime_type="text/plain")
+    def public() -> str:
+        reads[PUBLIC_URI] += 1
+        return f"public v{reads[PUBLIC_URI]}"
+
+    @mcp.resource(PRIVATE_URI, name="private", mime_type="text/plain")
+    def private() -> str:
+        reads[PRIVATE_URI] += 1
+        return f"private v{reads[PRIVATE_URI]}"
+
+    return mcp
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--path", default="/mcp")
+    p.add_argument("--log", required=True, help="file that record() appends to")
+    p.add_argument("--ttl-ms", type=int, default=1000, help="ttlMs of every cacheable result")
+    p.add_argument("--delay-ms", type=int, default=0, help="sleep before each record()")
+    a = p.parse_args()
+    Settings.log_path = a.log
+    Settings.delay_s = a.delay_ms / 1000
+    Settings.ttl_ms = a.ttl_ms
+    app = build_server(a.ttl_ms).streamable_http_app(
+        streamable_http_path=a.path,
+        host=a.host,
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+    )
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((a.host, a.port))
+    sock.listen(128)  # accept connections before announcing READY
+    print(f"READY {sock.getsockname()[1]}", flush=True)
+    config = uvicorn.Config(app, log_level="warning")
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main()
