@@ -152,7 +152,15 @@ mod tests {
     use serde_json::json;
 
     fn e(a: &str) -> CacheEntry {
-        CacheEntry { u: "up".into(), m: "resources/read".into(), a: a.into(), s: String::new(), t: 0, ttl: 0, v: json!({}) }
+        CacheEntry {
+            u: "up".into(),
+            m: "resources/read".into(),
+            a: a.into(),
+            s: String::new(),
+            t: 0,
+            ttl: 0,
+            v: json!({}),
+        }
     }
 
     #[test]

@@ -22,8 +22,8 @@ use crate::config::{ConfigError, GatewayConfig};
 use crate::cursor::{self, Position};
 use crate::jsonrpc::{code, ErrorObject, Id, Message};
 use crate::protocol::{self, meta, method, Era, ListKind};
-use crate::routing::{item_key, Catalog, Collision};
 use crate::queue::Entry;
+use crate::routing::{item_key, Catalog, Collision};
 use crate::store::StoreOp;
 use crate::token::TokenSource;
 use offline::{CacheSlot, Replay, StoreWait, Waiter};
@@ -104,7 +104,10 @@ enum Pending {
     /// A request of ours whose answer nobody waits for (logging/setLevel fan-out and the like).
     Internal,
     /// A queued call being replayed.
-    Replay { seq: u64, deadline: Millis },
+    Replay {
+        seq: u64,
+        deadline: Millis,
+    },
     Client(Box<ClientCall>),
 }
 
@@ -1049,7 +1052,17 @@ impl Gateway {
                     params["cursor"] = Value::from(c);
                 }
                 let slot = CacheSlot { method: kind.method().to_string(), arg };
-                self.forward(now, s, id, UpstreamId(u), kind.method().to_string(), params, Some(kind), modern, Some(slot));
+                self.forward(
+                    now,
+                    s,
+                    id,
+                    UpstreamId(u),
+                    kind.method().to_string(),
+                    params,
+                    Some(kind),
+                    modern,
+                    Some(slot),
+                );
             }
         }
     }
@@ -1131,7 +1144,16 @@ impl Gateway {
         match self.next_lister(kind, u.0 + 1, Some(s)) {
             Some(n) => {
                 let slot = CacheSlot { method: call.method.clone(), arg: String::new() };
-                if self.try_cache(now, s, &call.client_id, UpstreamId(n), &call.method, "", Some(kind), call.modern_client) {
+                if self.try_cache(
+                    now,
+                    s,
+                    &call.client_id,
+                    UpstreamId(n),
+                    &call.method,
+                    "",
+                    Some(kind),
+                    call.modern_client,
+                ) {
                     return;
                 }
                 self.forward(

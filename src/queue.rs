@@ -131,7 +131,9 @@ impl Entry {
 
     fn status_message(&self) -> Option<String> {
         match self.state {
-            State::Queued => Some(format!("queued: upstream {:?} is unreachable; it runs when it is back", self.upstream)),
+            State::Queued => {
+                Some(format!("queued: upstream {:?} is unreachable; it runs when it is back", self.upstream))
+            }
             State::Running => Some(format!("sent to upstream {:?}", self.upstream)),
             _ => self.message.clone(),
         }
@@ -139,7 +141,9 @@ impl Entry {
 
     /// The JSON-RPC error of a failed entry.
     pub fn error_object(&self) -> Value {
-        self.error.clone().unwrap_or_else(|| json!({"code": -32000, "message": self.message.clone().unwrap_or_default()}))
+        self.error
+            .clone()
+            .unwrap_or_else(|| json!({"code": -32000, "message": self.message.clone().unwrap_or_default()}))
     }
 
     /// The admin view: everything but the auth digest.
@@ -183,13 +187,7 @@ pub fn iso8601(ms: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms % 1000
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem % 3600 / 60, rem % 60, ms % 1000)
 }
 
 #[cfg(test)]

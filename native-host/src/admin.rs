@@ -61,7 +61,11 @@ pub async fn cancel(State(app): State<Arc<App>>, Path(id): Path<String>) -> Resp
         },
         Ok(Message::Error { error, .. }) if error.message.starts_with("Unknown task") => not_found(&id),
         Ok(Message::Error { error, .. }) => {
-            let status = if error.code == code::INVALID_PARAMS { StatusCode::CONFLICT } else { StatusCode::INTERNAL_SERVER_ERROR };
+            let status = if error.code == code::INVALID_PARAMS {
+                StatusCode::CONFLICT
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
             (status, Json(json!({ "error": error.message }))).into_response()
         }
         _ => StatusCode::SERVICE_UNAVAILABLE.into_response(),

@@ -162,7 +162,12 @@ impl HostConfig {
     pub fn embedded_default() -> HostConfig {
         HostConfig {
             gateway: GatewayConfig {
-                upstreams: vec![UpstreamSpec { name: "edge".into(), prefix: None, era: Some(Era::Legacy), ..Default::default() }],
+                upstreams: vec![UpstreamSpec {
+                    name: "edge".into(),
+                    prefix: None,
+                    era: Some(Era::Legacy),
+                    ..Default::default()
+                }],
                 instructions: Some(
                     "Edge device tools: system info, load, memory, temperatures, disks and network.".into(),
                 ),

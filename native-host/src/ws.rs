@@ -4,9 +4,9 @@
 
 use crate::driver::{ClientSink, Cmd};
 use crate::http::App;
-use axum::http::HeaderMap;
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use mcp_edge_gateway::{Id, Message};

@@ -394,8 +394,11 @@ impl Gateway {
         }
         let spec = &self.cfg.upstreams[u.0];
         let ttl = r.get("ttlMs").and_then(Value::as_u64).or_else(|| spec.ttl_for(&slot.method)).unwrap_or(0);
-        let scope =
-            if r.get("cacheScope").and_then(Value::as_str) == Some("private") { self.private_scope(s) } else { String::new() };
+        let scope = if r.get("cacheScope").and_then(Value::as_str) == Some("private") {
+            self.private_scope(s)
+        } else {
+            String::new()
+        };
         let mut v = r.clone();
         if let Some(o) = v.as_object_mut() {
             o.remove("ttlMs");
@@ -413,7 +416,8 @@ impl Gateway {
         let Ok(text) = serde_json::to_string(&e) else { return };
         let evicted = self.cache.put(e, key.len() + text.len());
         let kept = !evicted.contains(&key);
-        let mut ops: Vec<StoreOp> = evicted.into_iter().map(|key| StoreOp::Delete { table: Table::Cache, key }).collect();
+        let mut ops: Vec<StoreOp> =
+            evicted.into_iter().map(|key| StoreOp::Delete { table: Table::Cache, key }).collect();
         if kept {
             ops.push(StoreOp::Put { table: Table::Cache, key, value: text });
         }
@@ -423,7 +427,8 @@ impl Gateway {
     /// Drop cached answers of `u` for these methods (and, for `resources/read`, this URI only).
     pub(super) fn invalidate(&mut self, u: UpstreamId, methods: &[&str], uri: Option<&str>) {
         let name = self.cfg.upstreams[u.0].name.clone();
-        let keys = self.cache.remove_where(|e| e.u == name && methods.contains(&e.m.as_str()) && uri.is_none_or(|x| e.a == x));
+        let keys =
+            self.cache.remove_where(|e| e.u == name && methods.contains(&e.m.as_str()) && uri.is_none_or(|x| e.a == x));
         if !keys.is_empty() {
             let ops = keys.into_iter().map(|key| StoreOp::Delete { table: Table::Cache, key }).collect();
             self.persist(ops, StoreWait::Write);
@@ -507,7 +512,8 @@ impl Gateway {
             .is_some_and(|t| t != "forbidden");
         let legacy_task = params.get("task").and_then(Value::as_object).cloned();
         let caps = params.pointer(&format!("/_meta/{}", meta::CLIENT_CAPABILITIES.replace('/', "~1")));
-        let modern_tasks = modern && caps.and_then(|c| c.pointer("/extensions")).and_then(|x| x.get(meta::TASKS_EXTENSION)).is_some();
+        let modern_tasks =
+            modern && caps.and_then(|c| c.pointer("/extensions")).and_then(|x| x.get(meta::TASKS_EXTENSION)).is_some();
         let mode = if legacy_task.is_some() && !modern {
             TaskMode::Legacy
         } else if modern_tasks {
@@ -577,7 +583,9 @@ impl Gateway {
                 t
             }
             TaskMode::None => {
-                let position = self.queue.values().filter(|x| x.upstream == e.upstream && !x.state.terminal()).count();
+                // Called before the entry joins the queue: it comes after every live entry.
+                let position =
+                    1 + self.queue.values().filter(|x| x.upstream == e.upstream && !x.state.terminal()).count();
                 let why = match self.cfg.upstreams.iter().position(|x| x.name == e.upstream) {
                     Some(u) if self.ups[u].link == Link::Ready => "is replaying earlier queued calls",
                     _ => "is unreachable",
@@ -590,7 +598,9 @@ impl Gateway {
                 let mut r = json!({
                     "content": [{ "type": "text", "text": text }],
                     "isError": false,
-                    "_meta": { meta::QUEUED: { "taskId": e.id, "upstream": e.upstream, "tool": e.exposed, "position": position } },
+                    "_meta": { meta::QUEUED: {
+                        "taskId": e.id, "upstream": e.upstream, "tool": e.tool, "name": e.exposed, "position": position,
+                    } },
                 });
                 if modern {
                     r["resultType"] = json!("complete");
@@ -752,7 +762,15 @@ impl Gateway {
     // ---------------------------------------------------------------------------------------------
 
     /// `tasks/get`, `tasks/result`, `tasks/list`, `tasks/cancel` on queued calls.
-    pub(super) fn task_request(&mut self, now: Millis, s: SessionId, id: Id, m: &str, params: Option<&Value>, modern: bool) {
+    pub(super) fn task_request(
+        &mut self,
+        now: Millis,
+        s: SessionId,
+        id: Id,
+        m: &str,
+        params: Option<&Value>,
+        modern: bool,
+    ) {
         let (auth, admin) = match self.sessions.get(&s) {
             Some(x) => (x.auth.clone(), x.admin),
             None => return,
@@ -809,9 +827,16 @@ impl Gateway {
                 State::Running => self.reply_err(
                     s,
                     id,
-                    err(code::INVALID_PARAMS, format!("task {task_id} is being sent to its upstream; too late to cancel")),
+                    err(
+                        code::INVALID_PARAMS,
+                        format!("task {task_id} is being sent to its upstream; too late to cancel"),
+                    ),
                 ),
-                st => self.reply_err(s, id, err(code::INVALID_PARAMS, format!("task {task_id} is already {}", st.as_str()))),
+                st => self.reply_err(
+                    s,
+                    id,
+                    err(code::INVALID_PARAMS, format!("task {task_id} is already {}", st.as_str())),
+                ),
             },
         }
     }

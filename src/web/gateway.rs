@@ -9,11 +9,13 @@
 //! ```
 
 use super::connection::{listener_sink, Connection};
+use super::idb::IdbStore;
 use super::interop::{error_from_js, from_js, function, rpc_error, to_js, type_error};
 use super::local::LocalUpstream;
 use super::runtime::{self, Runtime, Shared};
 use crate::engine::{Gateway as Engine, SessionId, UpstreamId};
 use crate::jsonrpc::{code, ErrorObject, Id, Message};
+use crate::store::{Snapshot, Store, StoreError};
 use crate::{Era, GatewayConfig, Namespacing, UpstreamSpec};
 use js_sys::{Function, Promise};
 use serde_json::{json, Map, Value};
@@ -37,6 +39,12 @@ export interface UpstreamConfig {
   prefix?: string | false;
   /** Protocol era; "auto" probes `server/discover` and falls back to `initialize`. */
   era?: "auto" | "legacy" | "modern";
+  /** Tools whose calls are queued durably while this upstream is unreachable and replayed, in order,
+   *  when it is back: its own tool names, "*" for all, or "@idempotentHint" (tools so annotated). */
+  offlineQueue?: string[];
+  /** How long this (legacy) upstream's lists and reads stay fresh in the cache: one number of
+   *  milliseconds, or per method (`{"resources/read": 60000}`). Modern upstreams send `ttlMs`. */
+  cacheTtlMs?: number | Record<string, number>;
 }
 
 export interface GatewayConfig {
@@ -46,12 +54,39 @@ export interface GatewayConfig {
   local?: { name?: string; prefix?: string | false };
   /** A forwarded request without an answer after this long fails with -32001. Default 120000. */
   requestTimeoutMs?: number;
+  /** Where the cache and the offline queue live: "indexeddb" (default where IndexedDB exists; they
+   *  survive reloads) or "memory". */
+  storage?: "indexeddb" | "memory";
+  /** The IndexedDB database name. Default "mcp-edge-gateway". Two gateways must not share one. */
+  storageName?: string;
+  /** The cache's size cap in bytes (least recently used entries go first). Default 8 MiB. */
+  cacheMaxBytes?: number;
   /** Answer an upstream tool's sampling request (`sampling/createMessage` params → CreateMessageResult). */
   onSampling?: (params: any) => any | Promise<any>;
   /** Answer an upstream tool's elicitation (`elicitation/create` params → ElicitResult). */
   onElicitation?: (params: any) => any | Promise<any>;
   /** Answer `roots/list` → `{ roots: [...] }`. */
   onRoots?: () => any | Promise<any>;
+}
+
+/** A call in the offline queue (see `listQueue`). */
+export interface QueuedCall {
+  taskId: string;
+  upstream: string;
+  /** The upstream's own tool name, and the exposed `name` it was called by. */
+  tool: string;
+  name: string;
+  arguments: Record<string, unknown>;
+  status: "queued" | "running" | "completed" | "failed" | "cancelled";
+  createdAt: string;
+  updatedAt: string;
+  attempts: number;
+  position: number;
+  message?: string;
+  /** The CallToolResult, once it ran. */
+  result?: any;
+  /** The JSON-RPC error, if it failed. */
+  error?: { code: number; message: string; data?: unknown };
 }
 
 /** A JSON-RPC 2.0 message (either MCP era). */
@@ -229,7 +264,41 @@ impl Gateway {
         Connection { shared, session, open: Cell::new(true) }
     }
 
-    /// Each upstream's state, era and item counts.
+    /// Every call in the offline queue, oldest first (finished ones until their results expire).
+    #[wasm_bindgen(js_name = listQueue, unchecked_return_type = "QueuedCall[]")]
+    pub fn list_queue(&self) -> JsValue {
+        let v = self.inner.shared.borrow().engine.queue_entries();
+        to_js(&v["entries"])
+    }
+
+    /// Cancel a queued call that has not run yet; resolves to the entry, rejects (code -32602) if it
+    /// already started or finished.
+    #[wasm_bindgen(js_name = cancelQueued, unchecked_return_type = "Promise<QueuedCall>")]
+    pub fn cancel_queued(&self, task_id: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            inner.call("tasks/cancel", json!({ "taskId": task_id })).await?;
+            let e = inner.shared.borrow().engine.queue_entry(&task_id);
+            Ok(e.map(|e| to_js(&e)).unwrap_or(JsValue::UNDEFINED))
+        })
+    }
+
+    /// The result of a queued call: resolves once it ran (to its CallToolResult), rejects if it
+    /// failed or was cancelled.
+    #[wasm_bindgen(js_name = queuedResult, unchecked_return_type = "Promise<any>")]
+    pub fn queued_result(&self, task_id: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move { inner.call("tasks/result", json!({ "taskId": task_id })).await })
+    }
+
+    /// Retry unreachable upstreams and queued calls now (the gateway also does this on the
+    /// browser's `online` event).
+    #[wasm_bindgen(js_name = retryNow)]
+    pub fn retry_now(&self) {
+        runtime::reconnect_now(&self.inner.shared);
+    }
+
+    /// Each upstream's state, era and item counts, and the cache's and the queue's counters.
     pub fn status(&self) -> JsValue {
         to_js(&self.inner.shared.borrow().engine.status())
     }
@@ -248,7 +317,8 @@ impl Gateway {
     /// `Gateway.create` for Rust callers (and the browser tests).
     pub async fn open(config: &JsValue) -> Result<Gateway, JsValue> {
         console_error_panic_hook::set_once();
-        let inner = build(config)?.inner;
+        let storage = open_storage(config).await?;
+        let inner = build(config, storage)?.inner;
         let init = json!({
             "protocolVersion": crate::protocol::LATEST_LEGACY,
             "capabilities": inner.capabilities(),
@@ -283,7 +353,33 @@ impl Gateway {
     }
 }
 
-fn build(config: &JsValue) -> Result<Gateway, JsValue> {
+/// The configured store, opened and read: `None` for memory only. A store that cannot be opened or
+/// read fails the gateway's creation with a message naming the database; nothing in it is changed.
+async fn open_storage(config: &JsValue) -> Result<Option<(IdbStore, Snapshot)>, JsValue> {
+    let get = |k: &str| js_sys::Reflect::get(config, &k.into()).ok().and_then(|v| v.as_string());
+    let kind = if config.is_object() { get("storage") } else { None };
+    let has_idb = js_sys::Reflect::get(&js_sys::global(), &"indexedDB".into()).is_ok_and(|v| v.is_object());
+    match kind.as_deref() {
+        Some("memory") => return Ok(None),
+        None if !has_idb => return Ok(None),
+        None | Some("indexeddb") => {}
+        Some(o) => return Err(type_error(&format!("storage must be \"indexeddb\" or \"memory\", not {o:?}"))),
+    }
+    let name =
+        (if config.is_object() { get("storageName") } else { None }).unwrap_or_else(|| "mcp-edge-gateway".into());
+    let problem = |e: StoreError| {
+        let msg = format!(
+            "the store (IndexedDB {name:?}) cannot be used: {e}. Nothing was changed in it; use another \
+             storageName, delete the database, or use storage: \"memory\"."
+        );
+        JsValue::from(js_sys::Error::new(&msg))
+    };
+    let mut store = IdbStore::open(&name).await.map_err(problem)?;
+    let snap = store.load().await.map_err(problem)?;
+    Ok(Some((store, snap)))
+}
+
+fn build(config: &JsValue, storage: Option<(IdbStore, Snapshot)>) -> Result<Gateway, JsValue> {
     let handlers = Handlers {
         sampling: function(config, "onSampling"),
         elicitation: function(config, "onElicitation"),
@@ -298,6 +394,9 @@ fn build(config: &JsValue) -> Result<Gateway, JsValue> {
     let default_prefix = ns.and_then(|n| n.get("prefix")).and_then(Value::as_bool).unwrap_or(true);
     if let Some(t) = cfg.get("requestTimeoutMs").and_then(Value::as_u64) {
         core.request_timeout_ms = t;
+    }
+    if let Some(m) = cfg.get("cacheMaxBytes").and_then(Value::as_u64) {
+        core.cache_max_bytes = m as usize;
     }
     let prefix_of = |name: &str, v: Option<&Value>| -> Result<Option<String>, JsValue> {
         match v {
@@ -338,7 +437,34 @@ fn build(config: &JsValue) -> Result<Gateway, JsValue> {
                 return Err(type_error(&format!("upstream {name:?}: era must be auto, legacy or modern, not {o:?}")))
             }
         };
-        core.upstreams.push(UpstreamSpec { name: name.clone(), prefix: prefix_of(name, u.get("prefix"))?, era });
+        let offline_queue = match u.get("offlineQueue") {
+            None => Vec::new(),
+            Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
+                a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()
+            }
+            Some(_) => return Err(type_error(&format!("upstream {name:?}: offlineQueue must be an array of strings"))),
+        };
+        let cache_ttl_ms: BTreeMap<String, u64> = match u.get("cacheTtlMs") {
+            None => BTreeMap::new(),
+            Some(Value::Number(n)) if n.as_u64().is_some() => {
+                BTreeMap::from([("*".to_string(), n.as_u64().unwrap_or(0))])
+            }
+            Some(Value::Object(m)) if m.values().all(|v| v.as_u64().is_some()) => {
+                m.iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0))).collect()
+            }
+            Some(_) => {
+                return Err(type_error(&format!(
+                    "upstream {name:?}: cacheTtlMs must be milliseconds or an object of method → milliseconds"
+                )))
+            }
+        };
+        core.upstreams.push(UpstreamSpec {
+            name: name.clone(),
+            prefix: prefix_of(name, u.get("prefix"))?,
+            era,
+            offline_queue,
+            cache_ttl_ms,
+        });
         let headers: BTreeMap<String, String> = u
             .get("headers")
             .and_then(Value::as_object)
@@ -349,14 +475,39 @@ fn build(config: &JsValue) -> Result<Gateway, JsValue> {
     let local = cfg.get("local");
     let local_name = local.and_then(|l| l.get("name")).and_then(Value::as_str).unwrap_or("page").to_string();
     let local_prefix = prefix_of(&local_name, local.and_then(|l| l.get("prefix")))?;
-    core.upstreams.push(UpstreamSpec { name: local_name, prefix: local_prefix, era: Some(Era::Legacy), ..Default::default() });
+    core.upstreams.push(UpstreamSpec {
+        name: local_name,
+        prefix: local_prefix,
+        era: Some(Era::Legacy),
+        ..Default::default()
+    });
     let local_id = UpstreamId(core.upstreams.len() - 1);
 
     let mut engine = Engine::new(core).map_err(|e| type_error(&e.to_string()))?;
     let mut seed = [0u8; 32];
     fill_random(&mut seed)?;
     engine.seed(seed);
+    // The runtime's clock starts now (0); the engine learns the wall clock for stored timestamps.
+    let wall = js_sys::Date::now() as u64;
+    let store = match storage {
+        Some((store, snap)) => {
+            let summary = engine.restore(0, wall, &snap).map_err(|e| {
+                let msg =
+                    format!("the store (IndexedDB {:?}) cannot be used: {e}. Nothing was changed in it.", store.name());
+                JsValue::from(js_sys::Error::new(&msg))
+            })?;
+            web_sys_log(&format!("[mcp-edge-gateway] store {:?}: {summary}", store.name()));
+            Some(store)
+        }
+        None => {
+            engine.set_wall_clock(0, wall);
+            None
+        }
+    };
     let shared = Runtime::new(engine);
+    if let Some(st) = store {
+        shared.borrow_mut().set_store(st);
+    }
     let local = LocalUpstream::new(&shared, local_id);
 
     let inner = Rc::new_cyclic(|weak: &std::rc::Weak<Inner>| {
@@ -367,6 +518,8 @@ fn build(config: &JsValue) -> Result<Gateway, JsValue> {
             }
         });
         let session = runtime::open_session(&shared, sink);
+        // The page owns this gateway: its own session sees and manages the whole queue.
+        shared.borrow_mut().engine.set_session_admin(session);
         Inner {
             shared: shared.clone(),
             session,
@@ -386,6 +539,12 @@ fn build(config: &JsValue) -> Result<Gateway, JsValue> {
     }
     runtime::link_up(&shared, local_id, local);
     Ok(Gateway { inner })
+}
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = console, js_name = info)]
+    fn web_sys_log(m: &str);
 }
 
 /// 32 random bytes from `crypto.getRandomValues` (pages and workers both have `crypto`).

@@ -4,11 +4,18 @@
 //! Re-entrancy: JS callbacks (promise resolution, event listeners, in-page tool handlers) may call
 //! back into the gateway synchronously, so the engine is never borrowed while one runs: outputs are
 //! collected under the borrow and performed after it is released.
+//!
+//! Store batches go to one writer task at a time, in order; batches that pile up while a transaction
+//! runs are merged into the next one (group commit). Reconnects wait out their backoff, unless the
+//! browser says it is `online` again: then every waiting reconnect runs at once and the engine
+//! retries its queued calls.
 
+use super::idb::IdbStore;
 use crate::engine::{Gateway as Engine, LogLevel, Millis, Output, SessionId, UpstreamId};
 use crate::jsonrpc::{Id, Message};
+use crate::store::{Store, StoreOp};
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::rc::{Rc, Weak};
 use wasm_bindgen::prelude::*;
 
@@ -37,6 +44,16 @@ pub struct Runtime {
     timer: Option<(JsValue, Millis)>,
     timer_cb: Option<Closure<dyn FnMut()>>,
     pub closed: bool,
+    /// The durable store (none: memory only, batches are done at once). Taken out while a batch is
+    /// being written.
+    store: Option<IdbStore>,
+    has_store: bool,
+    /// Batches waiting for the writer.
+    batches: VecDeque<(u64, Vec<StoreOp>)>,
+    writing: bool,
+    /// Reconnects waiting out their backoff, run early on `online`.
+    reconnects: HashMap<UpstreamId, Box<dyn FnOnce()>>,
+    online_cb: Option<Closure<dyn FnMut()>>,
 }
 
 pub type Shared = Rc<RefCell<Runtime>>;
@@ -51,6 +68,12 @@ impl Runtime {
             timer: None,
             timer_cb: None,
             closed: false,
+            store: None,
+            has_store: false,
+            batches: VecDeque::new(),
+            writing: false,
+            reconnects: HashMap::new(),
+            online_cb: None,
         }));
         let weak = Rc::downgrade(&shared);
         let cb = Closure::<dyn FnMut()>::new(move || {
@@ -60,7 +83,26 @@ impl Runtime {
             }
         });
         shared.borrow_mut().timer_cb = Some(cb);
+        let weak = Rc::downgrade(&shared);
+        let online = Closure::<dyn FnMut()>::new(move || {
+            if let Some(s) = weak.upgrade() {
+                reconnect_now(&s);
+            }
+        });
+        let global = js_sys::global();
+        if let Ok(add) = js_sys::Reflect::get(&global, &"addEventListener".into()) {
+            if let Some(add) = add.dyn_ref::<js_sys::Function>() {
+                let _ = add.call2(&global, &"online".into(), online.as_ref());
+            }
+        }
+        shared.borrow_mut().online_cb = Some(online);
         shared
+    }
+
+    /// Persist through `store` from now on.
+    pub fn set_store(&mut self, store: IdbStore) {
+        self.store = Some(store);
+        self.has_store = true;
     }
 
     fn now(&self) -> Millis {
@@ -140,10 +182,82 @@ pub fn pump(shared: &Shared) {
                     }
                 }
                 Output::Log { level, message } => log(level, &message),
+                Output::Store { ticket, ops } => {
+                    if shared.borrow().has_store {
+                        shared.borrow_mut().batches.push_back((ticket, ops));
+                        write_batches(shared);
+                    } else {
+                        // Memory only: the engine's own state is all there is.
+                        with(shared, |e, t| e.store_done(t, ticket, Ok(())));
+                    }
+                }
             }
         }
     }
     arm_timer(shared);
+}
+
+/// Start the writer if it is idle: it takes every waiting batch, writes them as one transaction
+/// (falling back to one by one if that fails, so one bad batch fails alone), reports each, and goes
+/// again while batches keep coming.
+fn write_batches(shared: &Shared) {
+    let (store, group) = {
+        let mut rt = shared.borrow_mut();
+        if rt.writing || rt.batches.is_empty() {
+            return;
+        }
+        let Some(store) = rt.store.take() else { return };
+        rt.writing = true;
+        (store, rt.batches.drain(..).collect::<Vec<_>>())
+    };
+    let weak = Rc::downgrade(shared);
+    wasm_bindgen_futures::spawn_local(async move {
+        let mut store = store;
+        let merged: Vec<StoreOp> = group.iter().flat_map(|(_, ops)| ops.iter().cloned()).collect();
+        let results: Vec<(u64, Result<(), crate::store::StoreError>)> = match store.apply(merged).await {
+            Ok(()) => group.iter().map(|(t, _)| (*t, Ok(()))).collect(),
+            Err(e) if group.len() == 1 => vec![(group[0].0, Err(e))],
+            Err(_) => {
+                let mut out = Vec::new();
+                for (t, ops) in group {
+                    out.push((t, store.apply(ops).await));
+                }
+                out
+            }
+        };
+        let Some(shared) = weak.upgrade() else { return };
+        {
+            let mut rt = shared.borrow_mut();
+            rt.store = Some(store);
+            rt.writing = false;
+        }
+        for (t, r) in results {
+            with(&shared, |e, now| e.store_done(now, t, r));
+        }
+        write_batches(&shared);
+    });
+}
+
+/// Reconnect upstream `u` after `ms`, or as soon as the browser reports it is online again.
+pub fn schedule_reconnect(shared: &Shared, u: UpstreamId, ms: i32, f: impl FnOnce() + 'static) {
+    shared.borrow_mut().reconnects.insert(u, Box::new(f));
+    let weak = Rc::downgrade(shared);
+    after(ms, move || {
+        let Some(s) = weak.upgrade() else { return };
+        let f = s.borrow_mut().reconnects.remove(&u);
+        if let Some(f) = f {
+            f();
+        }
+    });
+}
+
+/// The network is back: every waiting reconnect goes now, and queued calls are retried.
+pub fn reconnect_now(shared: &Shared) {
+    let waiting: Vec<Box<dyn FnOnce()>> = shared.borrow_mut().reconnects.drain().map(|(_, f)| f).collect();
+    for f in waiting {
+        f();
+    }
+    with(shared, |e, t| e.nudge(t));
 }
 
 fn arm_timer(shared: &Shared) {
@@ -175,6 +289,15 @@ pub fn shutdown(shared: &Shared) {
     let links: Vec<Rc<dyn Link>> = {
         let mut rt = shared.borrow_mut();
         rt.closed = true;
+        rt.reconnects.clear();
+        if let Some(cb) = rt.online_cb.take() {
+            let global = js_sys::global();
+            if let Ok(rm) = js_sys::Reflect::get(&global, &"removeEventListener".into()) {
+                if let Some(rm) = rm.dyn_ref::<js_sys::Function>() {
+                    let _ = rm.call2(&global, &"online".into(), cb.as_ref());
+                }
+            }
+        }
         rt.links.drain().map(|(_, l)| l).collect()
     };
     for l in links {

@@ -44,7 +44,11 @@ fn open(rt: Weak<RefCell<runtime::Runtime>>, u: UpstreamId, url: String, attempt
     let retry = {
         let (rt, url) = (rt.clone(), url.clone());
         move |attempt: u32| {
-            runtime::after(runtime::backoff_ms(attempt), move || open(rt, u, url, attempt + 1));
+            if let Some(shared) = rt.upgrade() {
+                runtime::schedule_reconnect(&shared, u, runtime::backoff_ms(attempt), move || {
+                    open(rt, u, url, attempt + 1)
+                })
+            }
         }
     };
     let ws = match WebSocket::new(&url) {
