@@ -355,7 +355,7 @@ impl Gateway {
 
 /// The configured store, opened and read: `None` for memory only. A store that cannot be opened or
 /// read fails the gateway's creation with a message naming the database; nothing in it is changed.
-async fn open_storage(config: &JsValue) -> Result<Option<(IdbStore, Snapshot)>, JsValue> {
+async fn open_storage(config: &JsValue) -> Result<Option<(IdbStore, Snapshot, Option<Function>)>, JsValue> {
     let get = |k: &str| js_sys::Reflect::get(config, &k.into()).ok().and_then(|v| v.as_string());
     let kind = if config.is_object() { get("storage") } else { None };
     let has_idb = js_sys::Reflect::get(&js_sys::global(), &"indexedDB".into()).is_ok_and(|v| v.is_object());
@@ -374,12 +374,72 @@ async fn open_storage(config: &JsValue) -> Result<Option<(IdbStore, Snapshot)>, 
         );
         JsValue::from(js_sys::Error::new(&msg))
     };
-    let mut store = IdbStore::open(&name).await.map_err(problem)?;
-    let snap = store.load().await.map_err(problem)?;
-    Ok(Some((store, snap)))
+    let release = lock_store(&name).await?;
+    let opened = async {
+        let mut store = IdbStore::open(&name).await?;
+        let snap = store.load().await?;
+        Ok::<_, StoreError>((store, snap))
+    };
+    match opened.await {
+        Ok((store, snap)) => Ok(Some((store, snap, release))),
+        Err(e) => {
+            if let Some(r) = release {
+                let _ = r.call0(&JsValue::NULL);
+            }
+            Err(problem(e))
+        }
+    }
 }
 
-fn build(config: &JsValue, storage: Option<(IdbStore, Snapshot)>) -> Result<Gateway, JsValue> {
+/// Hold the Web Lock `mcp-edge-gateway:<name>` for as long as this gateway uses the database: two
+/// gateways (two tabs, say) on one queue would both replay it. Waits up to 3 s for a gateway that is
+/// closing; resolves to the function that releases the lock (`None` where Web Locks do not exist).
+async fn lock_store(name: &str) -> Result<Option<Function>, JsValue> {
+    let global = js_sys::global();
+    let locks = js_sys::Reflect::get(&global, &"navigator".into())
+        .and_then(|n| js_sys::Reflect::get(&n, &"locks".into()))
+        .unwrap_or(JsValue::UNDEFINED);
+    let Some(request) = function(&locks, "request") else { return Ok(None) };
+    let options = js_sys::Object::new();
+    let abort = js_sys::Reflect::get(&global, &"AbortSignal".into())?;
+    if let Some(timeout) = function(&abort, "timeout") {
+        js_sys::Reflect::set(&options, &"signal".into(), &timeout.call1(&abort, &JsValue::from(3000))?)?;
+    }
+    let lock_name = JsValue::from(format!("mcp-edge-gateway:{name}"));
+    let granted = Promise::new(&mut |resolve, reject| {
+        // Called with the lock: hand out a release function and hold the lock until it is called.
+        let held = Closure::once_into_js(move |_lock: JsValue| -> JsValue {
+            Promise::new(&mut |release, _| {
+                let _ = resolve.call1(&JsValue::NULL, &release);
+            })
+            .into()
+        });
+        match request.call3(&locks, &lock_name, &options, &held) {
+            // The request's own promise rejects when the wait times out.
+            Ok(p) => {
+                let on_err = Closure::once_into_js(move |e: JsValue| {
+                    let _ = reject.call1(&JsValue::NULL, &e);
+                });
+                if let Some(catch) = function(&p, "catch") {
+                    let _ = catch.call1(&p, &on_err);
+                }
+            }
+            Err(e) => {
+                let _ = reject.call1(&JsValue::NULL, &e);
+            }
+        }
+    });
+    match JsFuture::from(granted).await {
+        Ok(release) => Ok(release.dyn_into::<Function>().ok()),
+        Err(_) => Err(js_sys::Error::new(&format!(
+            "the store (IndexedDB {name:?}) is in use by another gateway (another tab or worker?): close that \
+             one first, or give this one another storageName"
+        ))
+        .into()),
+    }
+}
+
+fn build(config: &JsValue, storage: Option<(IdbStore, Snapshot, Option<Function>)>) -> Result<Gateway, JsValue> {
     let handlers = Handlers {
         sampling: function(config, "onSampling"),
         elicitation: function(config, "onElicitation"),
@@ -489,8 +549,10 @@ fn build(config: &JsValue, storage: Option<(IdbStore, Snapshot)>) -> Result<Gate
     engine.seed(seed);
     // The runtime's clock starts now (0); the engine learns the wall clock for stored timestamps.
     let wall = js_sys::Date::now() as u64;
+    let mut lock = None;
     let store = match storage {
-        Some((store, snap)) => {
+        Some((store, snap, release)) => {
+            lock = release;
             let summary = engine.restore(0, wall, &snap).map_err(|e| {
                 let msg =
                     format!("the store (IndexedDB {:?}) cannot be used: {e}. Nothing was changed in it.", store.name());
@@ -506,7 +568,7 @@ fn build(config: &JsValue, storage: Option<(IdbStore, Snapshot)>) -> Result<Gate
     };
     let shared = Runtime::new(engine);
     if let Some(st) = store {
-        shared.borrow_mut().set_store(st);
+        shared.borrow_mut().set_store(st, lock);
     }
     let local = LocalUpstream::new(&shared, local_id);
 

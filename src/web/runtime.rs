@@ -54,6 +54,7 @@ pub struct Runtime {
     /// Reconnects waiting out their backoff, run early on `online`.
     reconnects: HashMap<UpstreamId, Box<dyn FnOnce()>>,
     online_cb: Option<Closure<dyn FnMut()>>,
+    release_lock: Option<js_sys::Function>,
 }
 
 pub type Shared = Rc<RefCell<Runtime>>;
@@ -74,6 +75,7 @@ impl Runtime {
             writing: false,
             reconnects: HashMap::new(),
             online_cb: None,
+            release_lock: None,
         }));
         let weak = Rc::downgrade(&shared);
         let cb = Closure::<dyn FnMut()>::new(move || {
@@ -99,10 +101,11 @@ impl Runtime {
         shared
     }
 
-    /// Persist through `store` from now on.
-    pub fn set_store(&mut self, store: IdbStore) {
+    /// Persist through `store` from now on; `release` gives up its Web Lock (called on shutdown).
+    pub fn set_store(&mut self, store: IdbStore, release: Option<js_sys::Function>) {
         self.store = Some(store);
         self.has_store = true;
+        self.release_lock = release;
     }
 
     fn now(&self) -> Millis {
@@ -290,6 +293,13 @@ pub fn shutdown(shared: &Shared) {
         let mut rt = shared.borrow_mut();
         rt.closed = true;
         rt.reconnects.clear();
+        // The store closes with its last writes; the lock goes once nothing more will be written.
+        if let Some(release) = rt.release_lock.take() {
+            if !rt.writing {
+                rt.store = None;
+            }
+            let _ = release.call0(&JsValue::NULL);
+        }
         if let Some(cb) = rt.online_cb.take() {
             let global = js_sys::global();
             if let Ok(rm) = js_sys::Reflect::get(&global, &"removeEventListener".into()) {
