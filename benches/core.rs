@@ -1,9 +1,10 @@
 //! Criterion micro-benchmarks of the core's hot paths (`cargo bench --bench core`):
 //! - a tools/call round trip through the engine: parse the client's bytes, route, remap the id,
 //!   serialise for the upstream; parse the upstream's answer, map it back, serialise for the client;
-//! - merging the catalogues of 5 upstreams with 200 tools each (1,000 tools) into exposed names.
-//!
-//! The cache lookup benchmark comes with the cache.
+//! - merging the catalogues of 5 upstreams with 200 tools each (1,000 tools) into exposed names;
+//! - `resources/read` answered from the cache (a hit) next to the same read forwarded, answered and
+//!   cached (a miss), parse to serialised answer;
+//! - putting a `tools/call` in the offline queue (engine side, the store write excluded).
 #[cfg(not(target_family = "wasm"))]
 mod bench {
     use criterion::{criterion_group, BatchSize, Criterion};
@@ -106,7 +107,128 @@ mod bench {
         });
     }
 
-    criterion_group!(benches, tools_call_round_trip, merge_1000_tools);
+    /// The client's bytes in, the client's bytes out, playing the upstream (and the store) when asked.
+    fn read_once(gw: &mut Gateway, s: mcp_edge_gateway::SessionId, n: i64, uri: &str) -> String {
+        let req = format!(r#"{{"jsonrpc":"2.0","id":{n},"method":"resources/read","params":{{"uri":"{uri}"}}}}"#);
+        gw.handle_client(0, s, Message::parse(req.as_bytes()).unwrap());
+        let mut out = String::new();
+        loop {
+            let mut answered = false;
+            while let Some(o) = gw.poll_output() {
+                match o {
+                    Output::ToUpstream { message: Message::Request { id, .. }, .. } => {
+                        let body = format!(
+                            r#"{{"jsonrpc":"2.0","id":{},"result":{{"contents":[{{"uri":"{uri}","mimeType":"text/plain","text":"{}"}}]}}}}"#,
+                            id.to_value(),
+                            "x".repeat(512)
+                        );
+                        gw.handle_upstream(0, UpstreamId(0), Message::parse(body.as_bytes()).unwrap(), None);
+                        answered = true;
+                    }
+                    Output::Store { ticket, .. } => gw.store_done(0, ticket, Ok(())),
+                    Output::ToClient { message, .. } => out = message.to_json(),
+                    _ => {}
+                }
+            }
+            if !answered {
+                return out;
+            }
+        }
+    }
+
+    fn cache_hit_vs_miss(c: &mut Criterion) {
+        let mut g = c.benchmark_group("resources/read through the engine (512-byte text)");
+        // A 60 s TTL: after the first read every read of the same URI is a hit.
+        let (mut hit, s) = engine_with(|u| {
+            u.cache_ttl_ms.insert("*".into(), 60_000);
+        });
+        read_once(&mut hit, s, 0, "demo://hit");
+        let mut n = 1;
+        g.bench_function("cache hit", |b| {
+            b.iter(|| {
+                n += 1;
+                black_box(read_once(&mut hit, s, n, "demo://hit"))
+            })
+        });
+        // No TTL: every read goes upstream, and its answer is stored (kept for offline use).
+        let (mut miss, s) = engine_with(|_| {});
+        g.bench_function("cache miss (forwarded, answered, cached)", |b| {
+            b.iter(|| {
+                n += 1;
+                black_box(read_once(&mut miss, s, n, "demo://miss"))
+            })
+        });
+        g.finish();
+    }
+
+    fn enqueue(c: &mut Criterion) {
+        let fresh = || {
+            let cfg = GatewayConfig {
+                upstreams: vec![UpstreamSpec { offline_queue: vec!["*".into()], ..UpstreamSpec::named("up") }],
+                ..Default::default()
+            };
+            let mut gw = Gateway::new(cfg).unwrap();
+            gw.upstream_disconnected(0, UpstreamId(0), "unreachable");
+            let s = gw.open_session(0);
+            (gw, s)
+        };
+        let req = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"up__note","arguments":{"text":"buy milk"}}}"#;
+        c.bench_function("tools/call put in the offline queue (engine; store write excluded)", |b| {
+            b.iter_batched_ref(
+                fresh,
+                |(gw, s)| {
+                    gw.handle_client(0, *s, Message::parse(req).unwrap());
+                    let mut out = String::new();
+                    while let Some(o) = gw.poll_output() {
+                        match o {
+                            Output::Store { ticket, .. } => gw.store_done(0, ticket, Ok(())),
+                            Output::ToClient { message, .. } => out = message.to_json(),
+                            _ => {}
+                        }
+                    }
+                    black_box(out)
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+
+    /// `ready_engine` with a tweak to the upstream's spec, reading resources.
+    fn engine_with(tweak: impl Fn(&mut UpstreamSpec)) -> (Gateway, mcp_edge_gateway::SessionId) {
+        let mut spec = UpstreamSpec::named("up");
+        tweak(&mut spec);
+        let cfg = GatewayConfig { upstreams: vec![spec], ..Default::default() };
+        let mut gw = Gateway::new(cfg).unwrap();
+        let u = UpstreamId(0);
+        gw.upstream_connected(0, u);
+        let s = gw.open_session(0);
+        gw.handle_client(
+            0,
+            s,
+            Message::request(Id::Num(0), "initialize", json!({"protocolVersion": "2025-11-25", "capabilities": {}})),
+        );
+        while let Some(o) = gw.poll_output() {
+            match o {
+                Output::ToUpstream { message: Message::Request { id, method, .. }, .. } => {
+                    let r = match method.as_str() {
+                        "initialize" => Message::response(
+                            id,
+                            json!({"protocolVersion": "2025-11-25", "capabilities": {"resources": {}}, "serverInfo": {"name": "u", "version": "1"}}),
+                        ),
+                        "resources/list" => Message::response(id, json!({"resources": []})),
+                        "resources/templates/list" => Message::response(id, json!({"resourceTemplates": []})),
+                        _ => Message::error(Some(id), mcp_edge_gateway::ErrorObject::new(-32601, "no")),
+                    };
+                    gw.handle_upstream(0, u, r, None);
+                }
+                Output::Store { ticket, .. } => gw.store_done(0, ticket, Ok(())),
+                _ => {}
+            }
+        }
+        (gw, s)
+    }
+
+    criterion_group!(benches, tools_call_round_trip, merge_1000_tools, cache_hit_vs_miss, enqueue);
 }
 
 #[cfg(not(target_family = "wasm"))]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks, side by side in one run: the proxy path (direct vs mcp-edge-gateway with a stdio and an
 # HTTP upstream vs supergateway and mcp-proxy), the load generator's own ceiling, start-up and
-# memory; then sizes and the core's criterion micro-benchmarks. Prints markdown.
+# memory; the offline queue's durable enqueue rate; then sizes and the core's criterion
+# micro-benchmarks (cache hit vs miss among them). Prints markdown.
 # Usage: scripts/bench.sh [--quick]   (not part of the CI test run: too noisy)
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -30,6 +31,10 @@ python3 "$ROOT/scripts/bench.py" --gateway "$ROOT/target/release/mcp-edge-gatewa
 
 step "start-up and idle memory of the native host alone (embedded default)"
 python3 "$ROOT/scripts/bench_startup.py" "$ROOT/target/release/mcp-edge-gateway" "$([ -n "$QUICK" ] && echo 5 || echo 20)"
+
+step "offline queue: durable enqueue rate, SQLite next to memory"
+python3 "$ROOT/scripts/bench_offline.py" "$ROOT/target/release/mcp-edge-gateway" "$ROOT/target/release/mcp-loadgen" \
+  "$([ -n "$QUICK" ] && echo 1 || echo 3)" 2000
 
 step "native binary sizes (stripped)"
 x86=$(mktemp); strip -o "$x86" "$ROOT/target/release/mcp-edge-gateway"
