@@ -140,7 +140,7 @@ mod bench {
         let mut g = c.benchmark_group("resources/read through the engine (512-byte text)");
         // A 60 s TTL: after the first read every read of the same URI is a hit.
         let (mut hit, s) = engine_with(|u| {
-            u.cache_ttl_ms.insert("*".into(), 60_000);
+            u.cache_ttl_ms.push(("*".into(), 60_000));
         });
         read_once(&mut hit, s, 0, "demo://hit");
         let mut n = 1;

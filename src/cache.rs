@@ -2,12 +2,11 @@
 //! and by who may see it, capped in bytes with least-recently-used eviction. Pure data: the engine
 //! decides what goes in, when it is fresh, and writes it through to the store.
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use serde_json::{json, Value};
+use std::collections::HashMap;
 
 /// One cached result, as stored (JSON) and held in memory.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CacheEntry {
     /// Upstream name.
     pub u: String,
@@ -28,6 +27,28 @@ pub struct CacheEntry {
 impl CacheEntry {
     pub fn key(&self) -> String {
         key(&self.u, &self.m, &self.a, &self.s)
+    }
+
+    /// The stored form. (Written by hand rather than derived: serde's derives cost the browser
+    /// package kilobytes.)
+    pub fn to_json(&self) -> String {
+        json!({"u": self.u, "m": self.m, "a": self.a, "s": self.s, "t": self.t, "ttl": self.ttl, "v": self.v})
+            .to_string()
+    }
+
+    pub fn from_json(text: &str) -> Result<CacheEntry, String> {
+        let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string).ok_or(format!("`{k}` is not a string"));
+        let n = |k: &str| v.get(k).and_then(Value::as_u64).ok_or(format!("`{k}` is not a number"));
+        Ok(CacheEntry {
+            u: s("u")?,
+            m: s("m")?,
+            a: s("a")?,
+            s: s("s")?,
+            t: n("t")?,
+            ttl: n("ttl")?,
+            v: v.get("v").cloned().ok_or("`v` is missing")?,
+        })
     }
 }
 
@@ -52,11 +73,12 @@ struct Slot {
     used: u64,
 }
 
-/// Entries by key, with an LRU order and a byte budget.
+/// Entries by key, with a byte budget and least-recently-used eviction. Each entry carries its last
+/// use tick and eviction scans for the smallest: eviction is rare (only when the budget is full) and
+/// caches hold hundreds of entries, not millions, so this beats an ordered index on code size (which
+/// counts in the browser package) at no cost that matters.
 pub struct Cache {
     slots: HashMap<String, Slot>,
-    /// Last use tick → key; the smallest tick is evicted first.
-    order: BTreeMap<u64, String>,
     tick: u64,
     bytes: usize,
     max_bytes: usize,
@@ -65,7 +87,7 @@ pub struct Cache {
 
 impl Cache {
     pub fn new(max_bytes: usize) -> Self {
-        Cache { slots: HashMap::new(), order: BTreeMap::new(), tick: 0, bytes: 0, max_bytes, stats: Default::default() }
+        Cache { slots: HashMap::new(), tick: 0, bytes: 0, max_bytes, stats: Default::default() }
     }
 
     pub fn len(&self) -> usize {
@@ -85,9 +107,7 @@ impl Cache {
         self.tick += 1;
         let tick = self.tick;
         let slot = self.slots.get_mut(key)?;
-        self.order.remove(&slot.used);
         slot.used = tick;
-        self.order.insert(tick, key.to_string());
         Some(&slot.entry)
     }
 
@@ -106,7 +126,7 @@ impl Cache {
         }
         let mut evicted = Vec::new();
         while self.bytes + size > self.max_bytes {
-            let Some((_, k)) = self.order.pop_first() else { break };
+            let Some(k) = self.slots.iter().min_by_key(|(_, s)| s.used).map(|(k, _)| k.clone()) else { break };
             if let Some(s) = self.slots.remove(&k) {
                 self.bytes -= s.size;
                 self.stats.evictions += 1;
@@ -114,7 +134,6 @@ impl Cache {
             evicted.push(k);
         }
         self.tick += 1;
-        self.order.insert(self.tick, key.clone());
         self.bytes += size;
         self.slots.insert(key, Slot { entry, size, used: self.tick });
         evicted
@@ -123,7 +142,6 @@ impl Cache {
     pub fn remove(&mut self, key: &str) -> bool {
         match self.slots.remove(key) {
             Some(s) => {
-                self.order.remove(&s.used);
                 self.bytes -= s.size;
                 true
             }

@@ -2,7 +2,6 @@
 //! the host's business; the core sees names, namespacing and era preferences.
 
 use crate::protocol::Era;
-use std::collections::BTreeMap;
 
 /// How exposed names are built from upstream names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +32,7 @@ pub struct UpstreamSpec {
     /// How long a legacy upstream's cacheable results stay fresh, per method (`"tools/list"`,
     /// `"resources/read"`, ...; `"*"` for every method). Modern upstreams say it with `ttlMs`, which
     /// wins. Whatever the TTL, results are kept to be served (marked stale) while it is unreachable.
-    pub cache_ttl_ms: BTreeMap<String, u64>,
+    pub cache_ttl_ms: Vec<(String, u64)>,
 }
 
 impl UpstreamSpec {
@@ -52,7 +51,8 @@ impl UpstreamSpec {
 
     /// The configured lifetime of a legacy upstream's result for `method`.
     pub fn ttl_for(&self, method: &str) -> Option<u64> {
-        self.cache_ttl_ms.get(method).or_else(|| self.cache_ttl_ms.get("*")).copied()
+        let find = |m: &str| self.cache_ttl_ms.iter().find(|(k, _)| k == m).map(|(_, v)| *v);
+        find(method).or_else(|| find("*"))
     }
 }
 

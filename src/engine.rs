@@ -22,13 +22,13 @@ use crate::config::{ConfigError, GatewayConfig};
 use crate::cursor::{self, Position};
 use crate::jsonrpc::{code, ErrorObject, Id, Message};
 use crate::protocol::{self, meta, method, Era, ListKind};
-use crate::queue::Entry;
+use crate::queue::Queue;
 use crate::routing::{item_key, Catalog, Collision};
 use crate::store::StoreOp;
 use crate::token::TokenSource;
 use offline::{CacheSlot, Replay, StoreWait, Waiter};
 use serde_json::{json, Map, Value};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 /// Milliseconds on the host's monotonic clock.
 pub type Millis = u64;
@@ -224,17 +224,18 @@ pub struct Gateway {
     stats: Stats,
     cache: Cache,
     /// The offline queue by sequence number; only what the store confirmed is here.
-    queue: BTreeMap<u64, Entry>,
+    queue: Queue,
     next_seq: u64,
     /// Each upstream's tools as last listed (kept while it is down, and in the store).
     known: Vec<Vec<Value>>,
     replay: Vec<Replay>,
     /// `tasks/result` requests waiting for their entry to finish.
-    waiters: HashMap<u64, Vec<Waiter>>,
+    waiters: Vec<(u64, Waiter)>,
     /// Wall-clock milliseconds minus host milliseconds.
     wall_offset: i64,
     next_ticket: u64,
-    tickets: HashMap<u64, StoreWait>,
+    /// Store batches not reported yet, oldest first (they are reported in order).
+    tickets: VecDeque<(u64, StoreWait)>,
 }
 
 fn err(code: i64, msg: impl Into<String>) -> ErrorObject {
@@ -268,14 +269,14 @@ impl Gateway {
         Ok(Gateway {
             catalog: Catalog::new(n),
             cache: Cache::new(cfg.cache_max_bytes),
-            queue: BTreeMap::new(),
+            queue: Queue::default(),
             next_seq: 1,
             known: vec![Vec::new(); n],
             replay: (0..n).map(|_| Replay::default()).collect(),
-            waiters: HashMap::new(),
+            waiters: Vec::new(),
             wall_offset: 0,
             next_ticket: 1,
-            tickets: HashMap::new(),
+            tickets: VecDeque::new(),
             cfg,
             ups,
             sessions: HashMap::new(),
@@ -412,7 +413,7 @@ impl Gateway {
                 next_req: 1,
                 subscriptions: HashSet::new(),
                 last_active: now,
-                auth: offline::auth_digest(""),
+                auth: String::new(),
                 admin: false,
             },
         );
@@ -466,9 +467,7 @@ impl Gateway {
             }
         }
         self.deferred.retain(|(x, _)| *x != s);
-        for w in self.waiters.values_mut() {
-            w.retain(|w| w.session != s);
-        }
+        self.waiters.retain(|(_, w)| w.session != s);
     }
 
     fn reply(&mut self, s: SessionId, id: Id, result: Value) {

@@ -2,12 +2,10 @@
 //! 2026-07-28 extension's), and the admin view. The engine moves entries through their states and
 //! writes every change to the store before acting on it.
 
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 /// Where a queued call is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     /// Waiting for its upstream.
     Queued,
@@ -23,6 +21,12 @@ pub enum State {
 impl State {
     pub fn terminal(self) -> bool {
         matches!(self, State::Completed | State::Failed | State::Cancelled)
+    }
+
+    pub fn parse(s: &str) -> Option<State> {
+        [State::Queued, State::Running, State::Completed, State::Failed, State::Cancelled]
+            .into_iter()
+            .find(|x| x.as_str() == s)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -47,8 +51,7 @@ impl State {
 }
 
 /// One queued tool call, as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     /// Position in the queue (also the store key).
     pub seq: u64,
@@ -61,34 +64,121 @@ pub struct Entry {
     pub exposed: String,
     pub arguments: Value,
     /// The client's `_meta` for the call, minus what only made sense on its connection.
-    #[serde(default)]
     pub meta: Map<String, Value>,
     /// Digest of the client's auth context: only that context sees the entry.
-    #[serde(default)]
     pub auth: String,
     pub state: State,
     /// Wall-clock milliseconds since the Unix epoch.
     pub created: u64,
     pub updated: u64,
-    #[serde(default)]
     pub attempts: u32,
     /// The tool says repeating it has no further effect: an interrupted call may be sent again.
-    #[serde(default)]
     pub idempotent: bool,
     /// How long after creation the entry is kept (the client's task TTL, or the gateway's default).
     pub ttl_ms: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<Value>,
+}
+
+/// The entries in sequence order. (A sorted `Vec` rather than a `BTreeMap`: queues are short, and
+/// the B-tree's code costs the browser package tens of kilobytes.)
+#[derive(Debug, Default)]
+pub struct Queue(Vec<Entry>);
+
+impl Queue {
+    fn index(&self, seq: u64) -> Result<usize, usize> {
+        self.0.binary_search_by_key(&seq, |e| e.seq)
+    }
+
+    /// Insert (or replace) the entry with `seq`.
+    pub fn insert(&mut self, seq: u64, e: Entry) {
+        match self.index(seq) {
+            Ok(i) => self.0[i] = e,
+            Err(i) => self.0.insert(i, e),
+        }
+    }
+
+    pub fn get(&self, seq: &u64) -> Option<&Entry> {
+        self.index(*seq).ok().map(|i| &self.0[i])
+    }
+
+    pub fn get_mut(&mut self, seq: &u64) -> Option<&mut Entry> {
+        self.index(*seq).ok().map(|i| &mut self.0[i])
+    }
+
+    pub fn remove(&mut self, seq: &u64) -> Option<Entry> {
+        self.index(*seq).ok().map(|i| self.0.remove(i))
+    }
+
+    pub fn values(&self) -> std::slice::Iter<'_, Entry> {
+        self.0.iter()
+    }
+
+    pub fn values_mut(&mut self) -> std::slice::IterMut<'_, Entry> {
+        self.0.iter_mut()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// How often clients are told to poll.
 pub const POLL_INTERVAL_MS: u64 = 2_000;
 
 impl Entry {
+    /// The stored form. (Written by hand rather than derived: serde's derives cost the browser
+    /// package kilobytes.)
+    pub fn to_json(&self) -> String {
+        let mut v = json!({
+            "seq": self.seq, "id": self.id, "upstream": self.upstream, "tool": self.tool, "exposed": self.exposed,
+            "arguments": self.arguments, "meta": self.meta, "auth": self.auth, "state": self.state.as_str(),
+            "created": self.created, "updated": self.updated, "attempts": self.attempts,
+            "idempotent": self.idempotent, "ttlMs": self.ttl_ms,
+        });
+        for (k, x) in [
+            ("message", self.message.clone().map(Value::from)),
+            ("result", self.result.clone()),
+            ("error", self.error.clone()),
+        ] {
+            if let Some(x) = x {
+                v[k] = x;
+            }
+        }
+        v.to_string()
+    }
+
+    pub fn from_json(text: &str) -> Result<Entry, String> {
+        let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string).ok_or(format!("`{k}` is not a string"));
+        let n = |k: &str| v.get(k).and_then(Value::as_u64).ok_or(format!("`{k}` is not a number"));
+        let state = v.get("state").and_then(Value::as_str).and_then(State::parse).ok_or("`state` is not a state")?;
+        Ok(Entry {
+            seq: n("seq")?,
+            id: s("id")?,
+            upstream: s("upstream")?,
+            tool: s("tool")?,
+            exposed: s("exposed")?,
+            arguments: v.get("arguments").cloned().unwrap_or(json!({})),
+            meta: v.get("meta").and_then(Value::as_object).cloned().unwrap_or_default(),
+            auth: s("auth").unwrap_or_default(),
+            state,
+            created: n("created")?,
+            updated: n("updated")?,
+            attempts: n("attempts").unwrap_or(0) as u32,
+            idempotent: v.get("idempotent").and_then(Value::as_bool).unwrap_or(false),
+            ttl_ms: n("ttlMs")?,
+            message: v.get("message").and_then(Value::as_str).map(str::to_string),
+            result: v.get("result").cloned(),
+            error: v.get("error").cloned(),
+        })
+    }
+
     /// The 2025-11-25 `Task`.
     pub fn legacy_task(&self) -> Value {
         let mut t = json!({
@@ -193,6 +283,31 @@ pub fn iso8601(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entries_survive_their_stored_form() {
+        let e = Entry {
+            seq: 7,
+            id: "t".into(),
+            upstream: "u".into(),
+            tool: "x".into(),
+            exposed: "u__x".into(),
+            arguments: json!({"a": [1, "b"]}),
+            meta: Map::new(),
+            auth: "d".into(),
+            state: State::Failed,
+            created: 1,
+            updated: 2,
+            attempts: 3,
+            idempotent: true,
+            ttl_ms: 60_000,
+            message: Some("m".into()),
+            result: None,
+            error: Some(json!({"code": -1, "message": "m"})),
+        };
+        assert_eq!(Entry::from_json(&e.to_json()).unwrap(), e);
+        assert!(Entry::from_json(r#"{"seq": 1}"#).is_err());
+    }
 
     #[test]
     fn iso8601_formats_known_instants() {

@@ -50,12 +50,17 @@ pub enum StoreOp {
 /// Everything a store holds, per table, in key order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
-    pub tables: BTreeMap<Table, Vec<(String, String)>>,
+    tables: [Vec<(String, String)>; 3],
 }
 
 impl Snapshot {
     pub fn table(&self, t: Table) -> &[(String, String)] {
-        self.tables.get(&t).map(Vec::as_slice).unwrap_or_default()
+        &self.tables[t as usize]
+    }
+
+    /// Set a table's rows (in key order).
+    pub fn set(&mut self, t: Table, rows: Vec<(String, String)>) {
+        self.tables[t as usize] = rows;
     }
 }
 
@@ -119,13 +124,11 @@ impl MemoryStore {
 
     /// [`Store::load`], synchronously.
     pub fn load_now(&self) -> Snapshot {
-        Snapshot {
-            tables: self
-                .tables
-                .iter()
-                .map(|(t, m)| (*t, m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()))
-                .collect(),
+        let mut snap = Snapshot::default();
+        for (t, m) in &self.tables {
+            snap.set(*t, m.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
         }
+        snap
     }
 
     /// [`Store::apply`], synchronously.

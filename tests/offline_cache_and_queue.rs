@@ -237,7 +237,7 @@ fn reads(sim: &Sim, u: usize) -> usize {
 #[test]
 fn fresh_entries_are_served_without_asking_and_stale_ones_only_while_the_upstream_is_down() {
     let mut a = spec("a");
-    a.cache_ttl_ms.insert("resources/read".into(), 60_000);
+    a.cache_ttl_ms.push(("resources/read".into(), 60_000));
     let cfg = GatewayConfig { upstreams: vec![a], ..Default::default() };
     let mut server = FakeServer::legacy(&["echo"]);
     server.resources = vec!["demo://x".into()];

@@ -298,9 +298,9 @@ impl HostConfig {
         };
         let era = if transport == Transport::Builtin { Some(Era::Legacy) } else { era };
         let cache_ttl_ms = match e.cache_ttl_ms {
-            None => BTreeMap::new(),
-            Some(Ttl::All(ms)) => BTreeMap::from([("*".to_string(), ms)]),
-            Some(Ttl::PerMethod(m)) => m,
+            None => Vec::new(),
+            Some(Ttl::All(ms)) => vec![("*".to_string(), ms)],
+            Some(Ttl::PerMethod(m)) => m.into_iter().collect(),
         };
         self.gateway.upstreams.push(UpstreamSpec {
             name: name.to_string(),

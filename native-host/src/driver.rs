@@ -78,6 +78,13 @@ impl Handle {
     }
 }
 
+/// What the engine keeps of a client's `Authorization` header: 128 bits of its SHA-256, never the
+/// credential itself (it keys private cache entries and queued calls, which reach the store).
+fn auth_digest(header: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(header.as_bytes())[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn wall_clock_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -163,7 +170,7 @@ async fn run(
             }
             Some(Cmd::StoreDone(ticket, r)) => gw.store_done(t, ticket, r),
             Some(Cmd::Admin(s)) => gw.set_session_admin(s),
-            Some(Cmd::Auth(s, a)) => gw.set_session_auth(s, &a),
+            Some(Cmd::Auth(s, a)) => gw.set_session_auth(s, &auth_digest(&a)),
             Some(Cmd::Shutdown(_)) => {} // handled above
             Some(Cmd::Queue(id, reply)) => {
                 let _ = reply.send(match id {

@@ -141,7 +141,7 @@ impl SqliteStore {
                 rows.collect::<Result<Vec<_>, _>>()
             })()
             .map_err(|e| map_error(path, e))?;
-            snapshot.tables.insert(t, rows);
+            snapshot.set(t, rows);
         }
         tx.finish().map_err(|e| map_error(path, e))?;
         Ok(snapshot)
@@ -373,7 +373,7 @@ mod tests {
     fn puts_and_deletes_load_back_in_key_order_per_table() {
         let dir = TempDir::new("roundtrip");
         let mut s = SqliteStore::open(&dir.file(), None).unwrap();
-        assert_eq!(now(s.load()).unwrap().tables.values().map(Vec::len).sum::<usize>(), 0);
+        assert_eq!(now(s.load()).unwrap(), Snapshot::default());
         now(s.apply(vec![
             put(Table::Queue, "00000000000000000010", "ten"),
             put(Table::Queue, "00000000000000000009", "nine"),

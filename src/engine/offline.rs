@@ -62,13 +62,6 @@ fn known_tools_key(upstream: &str) -> String {
     format!("tools\u{1f}{upstream}")
 }
 
-/// A short digest of an auth context (the bearer token never reaches a store).
-pub(super) fn auth_digest(context: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let d = Sha256::digest(context.as_bytes());
-    d[..16].iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl Gateway {
     // ---------------------------------------------------------------------------------------------
     // Host API
@@ -94,7 +87,7 @@ impl Gateway {
         self.set_wall_clock(now, wall_ms);
         let mut drop_keys = Vec::new();
         for (k, v) in snap.table(Table::Cache) {
-            match serde_json::from_str::<CacheEntry>(v) {
+            match CacheEntry::from_json(v) {
                 Ok(e) if self.cfg.upstreams.iter().any(|u| u.name == e.u) && e.key() == *k => {
                     let size = k.len() + v.len();
                     drop_keys.extend(self.cache.put(e, size));
@@ -108,7 +101,7 @@ impl Gateway {
         }
         let mut in_doubt = Vec::new();
         for (k, v) in snap.table(Table::Queue) {
-            let e: Entry = serde_json::from_str(v).map_err(|e| format!("queue record {k}: {e}"))?;
+            let e = Entry::from_json(v).map_err(|e| format!("queue record {k}: {e}"))?;
             if queue_key(e.seq) != *k {
                 return Err(format!("queue record {k}: its sequence number says {}", e.seq));
             }
@@ -127,9 +120,9 @@ impl Gateway {
         for (k, v) in snap.table(Table::Meta) {
             let Some(name) = k.strip_prefix("tools\u{1f}") else { continue };
             let Some(u) = self.cfg.upstreams.iter().position(|x| x.name == name) else { continue };
-            match serde_json::from_str::<Vec<Value>>(v) {
-                Ok(tools) => self.known[u] = tools,
-                Err(e) => self.log(LogLevel::Warn, format!("ignoring unreadable record of {name:?}'s tools: {e}")),
+            match serde_json::from_str::<Value>(v) {
+                Ok(Value::Array(tools)) => self.known[u] = tools,
+                _ => self.log(LogLevel::Warn, format!("ignoring unreadable record of {name:?}'s tools")),
             }
         }
         let mut ops: Vec<StoreOp> =
@@ -160,7 +153,8 @@ impl Gateway {
 
     /// A store batch the engine emitted is durable (`Ok`) or was refused.
     pub fn store_done(&mut self, now: Millis, ticket: u64, result: Result<(), StoreError>) {
-        let Some(wait) = self.tickets.remove(&ticket) else { return };
+        let Some(i) = self.tickets.iter().position(|(t, _)| *t == ticket) else { return };
+        let Some((_, wait)) = self.tickets.remove(i) else { return };
         match (wait, result) {
             (StoreWait::Enqueue { session, client_id, entry, mode, modern }, Ok(())) => {
                 let u = self.cfg.upstreams.iter().position(|x| x.name == entry.upstream);
@@ -217,13 +211,13 @@ impl Gateway {
         }
     }
 
-    /// Set the auth context of a session (for HTTP, the `Authorization` header): private cache
-    /// entries and queued calls are only visible to sessions of the same context. Sessions without one
-    /// share the anonymous context.
+    /// Set the auth context of a session: private cache entries and queued calls are only visible
+    /// to sessions of the same context. Sessions without one share the anonymous context (""). The
+    /// host passes an identifier that is safe to store, not a credential: the native host gives a
+    /// SHA-256 digest of the `Authorization` header.
     pub fn set_session_auth(&mut self, s: SessionId, context: &str) {
-        let d = auth_digest(context);
         if let Some(x) = self.sessions.get_mut(&s) {
-            x.auth = d;
+            x.auth = context.to_string();
         }
     }
 
@@ -269,7 +263,7 @@ impl Gateway {
     pub(super) fn persist(&mut self, ops: Vec<StoreOp>, wait: StoreWait) {
         let ticket = self.next_ticket;
         self.next_ticket += 1;
-        self.tickets.insert(ticket, wait);
+        self.tickets.push_back((ticket, wait));
         self.out.push_back(Output::Store { ticket, ops });
     }
 
@@ -413,7 +407,7 @@ impl Gateway {
             v,
         };
         let key = e.key();
-        let Ok(text) = serde_json::to_string(&e) else { return };
+        let text = e.to_json();
         let evicted = self.cache.put(e, key.len() + text.len());
         let kept = !evicted.contains(&key);
         let mut ops: Vec<StoreOp> =
@@ -452,7 +446,7 @@ impl Gateway {
             return;
         }
         self.known[u.0] = items.to_vec();
-        let Ok(value) = serde_json::to_string(items) else { return };
+        let value = Value::Array(items.to_vec()).to_string();
         let key = known_tools_key(self.uname(u));
         self.persist(vec![StoreOp::Put { table: Table::Meta, key, value }], StoreWait::Write);
     }
@@ -745,7 +739,7 @@ impl Gateway {
             let mut ops = Vec::new();
             for seq in expired {
                 self.queue.remove(&seq);
-                self.waiters.remove(&seq);
+                self.waiters.retain(|(x, _)| *x != seq);
                 ops.push(StoreOp::Delete { table: Table::Queue, key: queue_key(seq) });
             }
             self.persist(ops, StoreWait::Write);
@@ -795,7 +789,7 @@ impl Gateway {
         let Some(seq) = self.queue.values().find(|e| e.id == task_id && visible(e)).map(|e| e.seq) else {
             return self.reply_err(s, id, err(code::INVALID_PARAMS, format!("Unknown task: {task_id}")));
         };
-        let e = &self.queue[&seq];
+        let Some(e) = self.queue.get(&seq) else { return };
         match m {
             method::TASKS_GET => {
                 let r = if modern {
@@ -811,7 +805,7 @@ impl Gateway {
                 if e.state.terminal() {
                     self.answer_result(s, id, seq, modern);
                 } else {
-                    self.waiters.entry(seq).or_default().push(Waiter { session: s, client_id: id, modern });
+                    self.waiters.push((seq, Waiter { session: s, client_id: id, modern }));
                 }
             }
             _ => match e.state {
@@ -874,7 +868,10 @@ impl Gateway {
     }
 
     fn wake_waiters(&mut self, seq: u64) {
-        for w in self.waiters.remove(&seq).unwrap_or_default() {
+        let (mine, rest): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.waiters).into_iter().partition(|(x, _)| *x == seq);
+        self.waiters = rest;
+        for (_, w) in mine {
             if self.sessions.contains_key(&w.session) {
                 self.answer_result(w.session, w.client_id, seq, w.modern);
             }
@@ -883,11 +880,7 @@ impl Gateway {
 }
 
 fn entry_put(e: &Entry) -> StoreOp {
-    StoreOp::Put {
-        table: Table::Queue,
-        key: queue_key(e.seq),
-        value: serde_json::to_string(e).unwrap_or_else(|_| "{}".into()),
-    }
+    StoreOp::Put { table: Table::Queue, key: queue_key(e.seq), value: e.to_json() }
 }
 
 fn in_doubt_message(id: &str) -> String {

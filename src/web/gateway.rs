@@ -186,18 +186,16 @@ impl Gateway {
         name: String,
         #[wasm_bindgen(unchecked_param_type = "Record<string, unknown>")] args: JsValue,
     ) -> Promise {
-        let inner = self.inner.clone();
-        future_to_promise(async move {
-            let args = if args.is_undefined() || args.is_null() { json!({}) } else { from_js(&args)? };
-            inner.call("tools/call", json!({ "name": name, "arguments": args })).await
-        })
+        match if args.is_undefined() || args.is_null() { Ok(json!({})) } else { from_js(&args) } {
+            Ok(args) => self.call_promise("tools/call", json!({ "name": name, "arguments": args })),
+            Err(e) => Promise::reject(&e),
+        }
     }
 
     /// Read a resource by URI; resolves to the ReadResourceResult.
     #[wasm_bindgen(js_name = readResource, unchecked_return_type = "Promise<any>")]
     pub fn read_resource(&self, uri: String) -> Promise {
-        let inner = self.inner.clone();
-        future_to_promise(async move { inner.call("resources/read", json!({ "uri": uri })).await })
+        self.call_promise("resources/read", json!({ "uri": uri }))
     }
 
     /// Get a prompt by its exposed name; resolves to the GetPromptResult.
@@ -207,11 +205,10 @@ impl Gateway {
         name: String,
         #[wasm_bindgen(unchecked_param_type = "Record<string, string>")] args: JsValue,
     ) -> Promise {
-        let inner = self.inner.clone();
-        future_to_promise(async move {
-            let args = if args.is_undefined() || args.is_null() { json!({}) } else { from_js(&args)? };
-            inner.call("prompts/get", json!({ "name": name, "arguments": args })).await
-        })
+        match if args.is_undefined() || args.is_null() { Ok(json!({})) } else { from_js(&args) } {
+            Ok(args) => self.call_promise("prompts/get", json!({ "name": name, "arguments": args })),
+            Err(e) => Promise::reject(&e),
+        }
     }
 
     /// Serve a JS function as a tool of the in-page upstream (exposed as `page__<name>` by default).
@@ -271,24 +268,18 @@ impl Gateway {
         to_js(&v["entries"])
     }
 
-    /// Cancel a queued call that has not run yet; resolves to the entry, rejects (code -32602) if it
-    /// already started or finished.
-    #[wasm_bindgen(js_name = cancelQueued, unchecked_return_type = "Promise<QueuedCall>")]
+    /// Cancel a queued call that has not run yet; resolves once the cancellation is durable (to the
+    /// task), rejects (code -32602) if it already started or finished.
+    #[wasm_bindgen(js_name = cancelQueued, unchecked_return_type = "Promise<any>")]
     pub fn cancel_queued(&self, task_id: String) -> Promise {
-        let inner = self.inner.clone();
-        future_to_promise(async move {
-            inner.call("tasks/cancel", json!({ "taskId": task_id })).await?;
-            let e = inner.shared.borrow().engine.queue_entry(&task_id);
-            Ok(e.map(|e| to_js(&e)).unwrap_or(JsValue::UNDEFINED))
-        })
+        self.call_promise("tasks/cancel", json!({ "taskId": task_id }))
     }
 
     /// The result of a queued call: resolves once it ran (to its CallToolResult), rejects if it
     /// failed or was cancelled.
     #[wasm_bindgen(js_name = queuedResult, unchecked_return_type = "Promise<any>")]
     pub fn queued_result(&self, task_id: String) -> Promise {
-        let inner = self.inner.clone();
-        future_to_promise(async move { inner.call("tasks/result", json!({ "taskId": task_id })).await })
+        self.call_promise("tasks/result", json!({ "taskId": task_id }))
     }
 
     /// Retry unreachable upstreams and queued calls now (the gateway also does this on the
@@ -327,6 +318,13 @@ impl Gateway {
         inner.call("initialize", init).await?;
         inner.notify("notifications/initialized");
         Ok(Gateway { inner })
+    }
+
+    /// One request to the gateway as a promise of its result. (One helper for every such method: each
+    /// `future_to_promise` closure of its own costs the package a kilobyte or more.)
+    fn call_promise(&self, method: &'static str, params: Value) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move { inner.call(method, params).await })
     }
 
     fn list(&self, method: &'static str, field: &'static str) -> Promise {
@@ -504,11 +502,9 @@ fn build(config: &JsValue, storage: Option<(IdbStore, Snapshot, Option<Function>
             }
             Some(_) => return Err(type_error(&format!("upstream {name:?}: offlineQueue must be an array of strings"))),
         };
-        let cache_ttl_ms: BTreeMap<String, u64> = match u.get("cacheTtlMs") {
-            None => BTreeMap::new(),
-            Some(Value::Number(n)) if n.as_u64().is_some() => {
-                BTreeMap::from([("*".to_string(), n.as_u64().unwrap_or(0))])
-            }
+        let cache_ttl_ms: Vec<(String, u64)> = match u.get("cacheTtlMs") {
+            None => Vec::new(),
+            Some(Value::Number(n)) if n.as_u64().is_some() => vec![("*".to_string(), n.as_u64().unwrap_or(0))],
             Some(Value::Object(m)) if m.values().all(|v| v.as_u64().is_some()) => {
                 m.iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0))).collect()
             }

@@ -185,7 +185,7 @@ impl Store for IdbStore {
         for (table, keys, values) in reads {
             let rows = rows(&self.name, table, &keys, &values)?;
             if !rows.is_empty() {
-                snapshot.tables.insert(table, rows);
+                snapshot.set(table, rows);
             }
         }
         Ok(snapshot)
@@ -387,8 +387,10 @@ fn string(v: &JsValue) -> Option<String> {
 
 /// What a JS value is, for error messages.
 fn describe(v: &JsValue) -> String {
-    if let Some(n) = v.as_f64() {
-        return format!("the number {n}");
+    if v.as_f64().is_some() {
+        // JS formats the number (Rust's float formatting would add kilobytes to the package).
+        let text = js_sys::JSON::stringify(v).map(String::from).unwrap_or_default();
+        return format!("the number {text}");
     }
     if let Some(b) = v.as_bool() {
         return format!("the boolean {b}");

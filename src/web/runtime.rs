@@ -52,7 +52,7 @@ pub struct Runtime {
     batches: VecDeque<(u64, Vec<StoreOp>)>,
     writing: bool,
     /// Reconnects waiting out their backoff, run early on `online`.
-    reconnects: HashMap<UpstreamId, Box<dyn FnOnce()>>,
+    reconnects: Vec<(UpstreamId, Box<dyn FnOnce()>)>,
     online_cb: Option<Closure<dyn FnMut()>>,
     release_lock: Option<js_sys::Function>,
 }
@@ -73,7 +73,7 @@ impl Runtime {
             has_store: false,
             batches: VecDeque::new(),
             writing: false,
-            reconnects: HashMap::new(),
+            reconnects: Vec::new(),
             online_cb: None,
             release_lock: None,
         }));
@@ -243,11 +243,18 @@ fn write_batches(shared: &Shared) {
 
 /// Reconnect upstream `u` after `ms`, or as soon as the browser reports it is online again.
 pub fn schedule_reconnect(shared: &Shared, u: UpstreamId, ms: i32, f: impl FnOnce() + 'static) {
-    shared.borrow_mut().reconnects.insert(u, Box::new(f));
+    {
+        let mut rt = shared.borrow_mut();
+        rt.reconnects.retain(|(x, _)| *x != u);
+        rt.reconnects.push((u, Box::new(f)));
+    }
     let weak = Rc::downgrade(shared);
     after(ms, move || {
         let Some(s) = weak.upgrade() else { return };
-        let f = s.borrow_mut().reconnects.remove(&u);
+        let f = {
+            let mut rt = s.borrow_mut();
+            rt.reconnects.iter().position(|(x, _)| *x == u).map(|i| rt.reconnects.remove(i).1)
+        };
         if let Some(f) = f {
             f();
         }
@@ -256,7 +263,7 @@ pub fn schedule_reconnect(shared: &Shared, u: UpstreamId, ms: i32, f: impl FnOnc
 
 /// The network is back: every waiting reconnect goes now, and queued calls are retried.
 pub fn reconnect_now(shared: &Shared) {
-    let waiting: Vec<Box<dyn FnOnce()>> = shared.borrow_mut().reconnects.drain().map(|(_, f)| f).collect();
+    let waiting: Vec<Box<dyn FnOnce()>> = shared.borrow_mut().reconnects.drain(..).map(|(_, f)| f).collect();
     for f in waiting {
         f();
     }
