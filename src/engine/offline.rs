@@ -720,7 +720,11 @@ impl Gateway {
     pub(super) fn offline_deadline(&self) -> Option<Millis> {
         let mut t: Option<Millis> = None;
         for (u, r) in self.replay.iter().enumerate() {
-            if !r.busy && r.next_try > 0 && self.ups[u].link == Link::Ready && self.live_entries(UpstreamId(u)) > 0 {
+            // Only when `pump` would start something then (a queued entry, a ready link, nothing under
+            // way), so a deadline in the past always leads somewhere.
+            let name = &self.cfg.upstreams[u].name;
+            let waiting = || self.queue.values().any(|e| e.upstream == *name && e.state == State::Queued);
+            if !r.busy && r.next_try > 0 && self.ups[u].link == Link::Ready && waiting() {
                 t = Some(t.map_or(r.next_try, |x| x.min(r.next_try)));
             }
         }
