@@ -30,7 +30,7 @@ def free_port() -> int:
 tmp = Path(tempfile.mkdtemp())
 cfg = tmp / "offline.json"
 # Port 9 (discard) is closed here: the upstream is unreachable from the start.
-cfg.write_text(json.dumps({"mcpServers": {"cloud": {"url": "http://127.0.0.1:9/mcp", "offlineQueue": ["*"], "prefix": False}}}))
+cfg.write_text(json.dumps({"mcpServers": {"cloud": {"url": "http://127.0.0.1:9/mcp", "offlineQueue": ["note"], "prefix": False}}}))
 
 
 def run(store: str, conc: int, n: int) -> dict:

@@ -122,7 +122,7 @@ fn main() -> std::process::ExitCode {
             }
             Command::Stdio { config, storage } => {
                 let cfg = load(config)?;
-                let handle = start(&cfg, &storage)?;
+                let handle = start(&cfg, &storage, true)?;
                 stdio::serve(handle.clone()).await;
                 handle.shutdown().await;
                 Ok(())
@@ -140,8 +140,10 @@ fn main() -> std::process::ExitCode {
 }
 
 /// Open the store and restore the engine from it. Anything wrong with the store stops the start-up
-/// with a message naming the file; the file is left as it is.
-fn start(cfg: &HostConfig, storage: &StorageArgs) -> Result<driver::Handle, String> {
+/// with a message naming the file; the file is left as it is. One exception: a `stdio` gateway (which
+/// desktop apps may launch several of) whose *default* store is held by another gateway runs with a
+/// memory store and says so, rather than not starting at all.
+fn start(cfg: &HostConfig, storage: &StorageArgs, stdio: bool) -> Result<driver::Handle, String> {
     let mut gw = Gateway::new(cfg.gateway.clone()).map_err(|e| e.to_string())?;
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| format!("no OS randomness for request-state tokens: {e}"))?;
@@ -156,18 +158,18 @@ fn start(cfg: &HostConfig, storage: &StorageArgs) -> Result<driver::Handle, Stri
             "no data directory: set --data-dir (or $XDG_DATA_HOME / $HOME), or run with --no-store".to_string(),
         )?;
         let path = dir.join(store::FILE_NAME);
-        let mut st = store::SqliteStore::open(&path, cfg.store_max_bytes).map_err(|e| store_problem(&path, e))?;
-        let snap = futures_util::FutureExt::now_or_never(mcp_edge_gateway::Store::load(&mut st))
-            .unwrap_or_else(|| Err(mcp_edge_gateway::StoreError::Failed("the store did not answer".into())))
-            .map_err(|e| store_problem(&path, e))?;
-        let summary = gw.restore(0, driver::wall_clock_ms(), &snap).map_err(|e| store_problem(&path, e))?;
-        tracing::info!("store {}: {summary}", path.display());
-        let tx = tx.clone();
-        let thread = store::StoreThread::spawn(st, move |ticket, r| {
-            let _ = tx.send(driver::Cmd::StoreDone(ticket, r));
-        })
-        .map_err(|e| format!("cannot start the store thread: {e}"))?;
-        Some(thread)
+        let default_dir = storage.data_dir.is_none() && cfg.data_dir.is_none();
+        match store::SqliteStore::open(&path, cfg.store_max_bytes) {
+            Err(mcp_edge_gateway::StoreError::Failed(m)) if stdio && default_dir && m.contains("in use by another") => {
+                tracing::warn!(
+                    "the default store {} is in use by another gateway: this one keeps its cache and offline queue \
+                     in memory only (give it a --data-dir of its own to make them durable)",
+                    path.display()
+                );
+                None
+            }
+            opened => Some(open_store(&mut gw, &path, opened, &tx)?),
+        }
     };
     if store_thread.is_none() {
         gw.set_wall_clock(0, driver::wall_clock_ms());
@@ -176,6 +178,28 @@ fn start(cfg: &HostConfig, storage: &StorageArgs) -> Result<driver::Handle, Stri
     let names: Vec<String> = cfg.gateway.upstreams.iter().map(|u| u.name.clone()).collect();
     upstream::spawn_all(&handle, &cfg.transports, &names);
     Ok(handle)
+}
+
+/// Restore the engine from an opened store and start the store's thread.
+fn open_store(
+    gw: &mut Gateway,
+    path: &std::path::Path,
+    opened: Result<store::SqliteStore, mcp_edge_gateway::StoreError>,
+    tx: &tokio::sync::mpsc::UnboundedSender<driver::Cmd>,
+) -> Result<store::StoreThread, String> {
+    let mut st = opened.map_err(|e| store_problem(path, e))?;
+    {
+        let snap = futures_util::FutureExt::now_or_never(mcp_edge_gateway::Store::load(&mut st))
+            .unwrap_or_else(|| Err(mcp_edge_gateway::StoreError::Failed("the store did not answer".into())))
+            .map_err(|e| store_problem(path, e))?;
+        let summary = gw.restore(0, driver::wall_clock_ms(), &snap).map_err(|e| store_problem(path, e))?;
+        tracing::info!("store {}: {summary}", path.display());
+    }
+    let tx = tx.clone();
+    store::StoreThread::spawn(st, move |ticket, r| {
+        let _ = tx.send(driver::Cmd::StoreDone(ticket, r));
+    })
+    .map_err(|e| format!("cannot start the store thread: {e}"))
 }
 
 fn store_problem(path: &std::path::Path, e: impl std::fmt::Display) -> String {
@@ -194,7 +218,7 @@ async fn serve(cfg: HostConfig, addr: &str, storage: &StorageArgs) -> Result<(),
             "listening on {sock}, beyond loopback: anyone who can reach this address can use every upstream"
         );
     }
-    let handle = start(&cfg, storage)?;
+    let handle = start(&cfg, storage, false)?;
     let app = http::App::new(handle, cfg.allowed_origins.clone(), cfg.max_body_bytes);
     tokio::spawn(http::expire_idle_sessions(app.clone()));
     tracing::info!(

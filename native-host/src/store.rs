@@ -103,7 +103,9 @@ impl SqliteStore {
                 self.path.display()
             )));
         }
-        conn.execute_batch("PRAGMA synchronous=FULL").map_err(err)?;
+        // Every commit reaches the disk; a small page cache (the engine keeps what it reads in memory,
+        // so SQLite's cache only serves writes): edge boards count their megabytes.
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA cache_size=-256").map_err(err)?;
         if version == 0 {
             let mut sql = String::from("BEGIN IMMEDIATE;");
             for t in Table::ALL {

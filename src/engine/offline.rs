@@ -463,7 +463,16 @@ impl Gateway {
                 }
             }
         }
-        None
+        // An unprefixed upstream that queues every tool ("*") and cannot be asked: if it is the only
+        // such one, a name nobody else claims can only be its.
+        let mut wild = (0..self.ups.len()).filter(|&u| {
+            let spec = &self.cfg.upstreams[u];
+            spec.prefix.is_none() && self.ups[u].link != Link::Ready && spec.offline_queue.iter().any(|r| r == "*")
+        });
+        match (wild.next(), wild.next()) {
+            (Some(u), None) => Some((UpstreamId(u), exposed.to_string())),
+            _ => None,
+        }
     }
 
     fn tool_def(&self, u: UpstreamId, tool: &str) -> Option<&Value> {
