@@ -1,6 +1,6 @@
 // Compiled with `tsc --noEmit` (never run): the package's TypeScript types accept correct use and
 // reject wrong use (each @ts-expect-error must be an error, or tsc fails).
-import init, { Gateway, GatewayTransport, type GatewayConfig, type ToolHandler } from '../../pkg/index.js';
+import init, { Gateway, GatewayTransport, type GatewayConfig, type QueuedCall, type ToolHandler } from '../../pkg/index.js';
 
 export async function correctUse(): Promise<void> {
   await init();
@@ -31,6 +31,17 @@ export async function correctUse(): Promise<void> {
   await transport.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
   await transport.close();
   void tools;
+  const offline = await Gateway.create({
+    storage: 'indexeddb',
+    storageName: 'app',
+    cacheMaxBytes: 1 << 20,
+    upstreams: { cloud: { url: 'https://x/mcp', offlineQueue: ['add_note', '@idempotentHint'], cacheTtlMs: { 'resources/read': 5000 } } },
+  });
+  const queued: QueuedCall[] = offline.listQueue();
+  if (queued[0]?.status === 'queued') await offline.cancelQueued(queued[0].taskId);
+  await offline.queuedResult('some-task');
+  offline.retryNow();
+  offline.close();
   gw.close();
 }
 
@@ -47,6 +58,10 @@ export async function wrongUse(gw: Gateway): Promise<void> {
   gw.registerTool({ description: 'nameless' }, () => 1);
   // @ts-expect-error callTool takes a name
   await gw.callTool(42, {});
+  // @ts-expect-error storage is "indexeddb" or "memory"
+  await Gateway.create({ storage: 'localStorage' });
+  // @ts-expect-error offlineQueue lists tool names
+  await Gateway.create({ upstreams: { a: { url: 'x', offlineQueue: 'all' } } });
   // @ts-expect-error a message must be JSON-RPC 2.0
   await gw.request({ jsonrpc: '1.0', id: 1, method: 'x' });
 }
