@@ -16,33 +16,7 @@ mod bench {
 
     /// An engine with one ready legacy upstream offering `echo`, and one initialised client session.
     fn ready_engine() -> (Gateway, mcp_edge_gateway::SessionId) {
-        let cfg = GatewayConfig { upstreams: vec![UpstreamSpec::named("up")], ..Default::default() };
-        let mut gw = Gateway::new(cfg).unwrap();
-        let u = UpstreamId(0);
-        gw.upstream_connected(0, u);
-        let s = gw.open_session(0);
-        gw.handle_client(
-            0,
-            s,
-            Message::request(Id::Num(0), "initialize", json!({"protocolVersion": "2025-11-25", "capabilities": {}})),
-        );
-        // Play the upstream until quiet.
-        while let Some(o) = gw.poll_output() {
-            if let Output::ToUpstream { message: Message::Request { id, method, .. }, .. } = o {
-                let r = match method.as_str() {
-                    "initialize" => Message::response(
-                        id,
-                        json!({"protocolVersion": "2025-11-25", "capabilities": {"tools": {}}, "serverInfo": {"name": "u", "version": "1"}}),
-                    ),
-                    "tools/list" => {
-                        Message::response(id, json!({"tools": [{"name": "echo", "inputSchema": {"type": "object"}}]}))
-                    }
-                    _ => Message::error(Some(id), mcp_edge_gateway::ErrorObject::new(-32601, "no")),
-                };
-                gw.handle_upstream(0, u, r, None);
-            }
-        }
-        (gw, s)
+        engine_with(|_| {})
     }
 
     fn tools_call_round_trip(c: &mut Criterion) {
@@ -193,7 +167,8 @@ mod bench {
         });
     }
 
-    /// `ready_engine` with a tweak to the upstream's spec, reading resources.
+    /// An engine with one ready legacy upstream (tools: `echo`; resources: none listed, any read
+    /// answered), its spec tweaked, and one initialised client session.
     fn engine_with(tweak: impl Fn(&mut UpstreamSpec)) -> (Gateway, mcp_edge_gateway::SessionId) {
         let mut spec = UpstreamSpec::named("up");
         tweak(&mut spec);
@@ -213,7 +188,11 @@ mod bench {
                     let r = match method.as_str() {
                         "initialize" => Message::response(
                             id,
-                            json!({"protocolVersion": "2025-11-25", "capabilities": {"resources": {}}, "serverInfo": {"name": "u", "version": "1"}}),
+                            json!({"protocolVersion": "2025-11-25", "capabilities": {"tools": {}, "resources": {}}, "serverInfo": {"name": "u", "version": "1"}}),
+                        ),
+                        "tools/list" => Message::response(
+                            id,
+                            json!({"tools": [{"name": "echo", "inputSchema": {"type": "object"}}]}),
                         ),
                         "resources/list" => Message::response(id, json!({"resources": []})),
                         "resources/templates/list" => Message::response(id, json!({"resourceTemplates": []})),

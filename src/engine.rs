@@ -998,7 +998,13 @@ impl Gateway {
         self.out.push_back(Output::ToUpstream { upstream: u, message });
     }
 
-    fn internal_request(&mut self, u: UpstreamId, m: &str, mut params: Value) -> i64 {
+    fn internal_request(&mut self, u: UpstreamId, m: &str, params: Value) -> i64 {
+        self.own_request(u, m, params, Pending::Internal)
+    }
+
+    /// A request of the gateway's own (not a client's) to `u`: a fresh id, the modern `_meta` with
+    /// the gateway's capabilities when the link is modern, and `p` to remember what it is for.
+    fn own_request(&mut self, u: UpstreamId, m: &str, mut params: Value, p: Pending) -> i64 {
         let up = &mut self.ups[u.0];
         let gid = up.next_id;
         up.next_id += 1;
@@ -1010,7 +1016,7 @@ impl Gateway {
                 &json!({"name": self.cfg.server_name, "version": self.cfg.server_version}),
             );
         }
-        up.pending.insert(gid, Pending::Internal);
+        up.pending.insert(gid, p);
         self.send_up(u, Message::request(Id::Num(gid), m, params));
         gid
     }
@@ -1272,26 +1278,14 @@ impl Gateway {
     }
 
     fn refresh_catalog(&mut self, u: UpstreamId, kind: ListKind, cursor: Option<String>) {
-        let up = &mut self.ups[u.0];
         if cursor.is_none() {
-            up.gathering.insert(kind, Vec::new());
+            self.ups[u.0].gathering.insert(kind, Vec::new());
         }
-        let gid = up.next_id;
-        up.next_id += 1;
         let mut params = json!({});
         if let Some(c) = cursor {
             params["cursor"] = Value::from(c);
         }
-        if up.era == Era::Modern {
-            protocol::stamp_modern_meta(
-                &mut params,
-                protocol::LATEST_MODERN,
-                &protocol::gateway_client_capabilities(),
-                &json!({"name": self.cfg.server_name, "version": self.cfg.server_version}),
-            );
-        }
-        up.pending.insert(gid, Pending::Catalog(kind));
-        self.send_up(u, Message::request(Id::Num(gid), kind.method(), params));
+        self.own_request(u, kind.method(), params, Pending::Catalog(kind));
     }
 
     /// The link to an upstream went down. Its calls fail with a clear error, its items leave the

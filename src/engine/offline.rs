@@ -639,29 +639,20 @@ impl Gateway {
         let Some(u) = self.cfg.upstreams.iter().position(|x| x.name == e.upstream).map(UpstreamId) else { return };
         if self.ups[u.0].link != Link::Ready {
             // It went down between writing and sending: nothing was sent, so it is simply queued again.
-            let e = self.queue.get_mut(&seq).expect("looked up above");
-            e.state = State::Queued;
-            let put = entry_put(e);
             self.replay[u.0].busy = false;
-            return self.persist(vec![put], StoreWait::Write);
+            if let Some(e) = self.queue.get_mut(&seq) {
+                e.state = State::Queued;
+                let put = entry_put(e);
+                self.persist(vec![put], StoreWait::Write);
+            }
+            return;
         }
         let mut m = e.meta.clone();
         m.insert(meta::IDEMPOTENCY_KEY.into(), Value::from(e.id.clone()));
-        let mut params = json!({ "name": e.tool, "arguments": e.arguments, "_meta": m });
-        let up = &mut self.ups[u.0];
-        let gid = up.next_id;
-        up.next_id += 1;
-        if up.era == Era::Modern {
-            protocol::stamp_modern_meta(
-                &mut params,
-                protocol::LATEST_MODERN,
-                &protocol::gateway_client_capabilities(),
-                &json!({"name": self.cfg.server_name, "version": self.cfg.server_version}),
-            );
-        }
-        up.pending.insert(gid, Pending::Replay { seq, deadline: now + self.cfg.request_timeout_ms });
+        let params = json!({ "name": e.tool, "arguments": e.arguments, "_meta": m });
         self.stats.upstream_requests += 1;
-        self.send_up(u, Message::request(Id::Num(gid), method::TOOLS_CALL, params));
+        let replay = Pending::Replay { seq, deadline: now + self.cfg.request_timeout_ms };
+        self.own_request(u, method::TOOLS_CALL, params, replay);
     }
 
     /// The upstream answered a replayed call.

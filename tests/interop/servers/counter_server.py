@@ -24,15 +24,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 from typing import Any
 
 import anyio
-import uvicorn
 from mcp.server.caching import CacheHint
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.transport_security import TransportSecuritySettings
+
+from serve_http import serve  # a sibling module: Python puts the script's folder on sys.path
 
 IDEMPOTENCY_KEY = "io.github.mcp-edge-gateway/idempotencyKey"
 PUBLIC_URI = "counter://public"
@@ -107,18 +106,7 @@ def main() -> None:
     Settings.log_path = a.log
     Settings.delay_s = a.delay_ms / 1000
     Settings.ttl_ms = a.ttl_ms
-    app = build_server(a.ttl_ms).streamable_http_app(
-        streamable_http_path=a.path,
-        host=a.host,
-        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
-    )
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((a.host, a.port))
-    sock.listen(128)  # accept connections before announcing READY
-    print(f"READY {sock.getsockname()[1]}", flush=True)
-    config = uvicorn.Config(app, log_level="warning")
-    uvicorn.Server(config).run(sockets=[sock])
+    serve(build_server(a.ttl_ms), a.host, a.port, a.path)
 
 
 if __name__ == "__main__":

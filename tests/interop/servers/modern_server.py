@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 from typing import Annotated
 
-import uvicorn
 from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, ElicitationResult, MCPServer, Resolve, Sample
-from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types import CreateMessageResult, SamplingMessage, TextContent
 from pydantic import BaseModel
+
+from serve_http import serve  # a sibling module: Python puts the script's folder on sys.path
 
 mcp = MCPServer("modern-upstream", version="1.0.0", instructions="Modern (2026-07-28) upstream for gateway tests")
 
@@ -101,18 +100,7 @@ def main() -> None:
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--path", default="/mcp")
     a = p.parse_args()
-    app = mcp.streamable_http_app(
-        streamable_http_path=a.path,
-        host=a.host,
-        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
-    )
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((a.host, a.port))
-    sock.listen(128)  # accept connections before announcing READY
-    print(f"READY {sock.getsockname()[1]}", flush=True)
-    config = uvicorn.Config(app, log_level="warning")
-    uvicorn.Server(config).run(sockets=[sock])
+    serve(mcp, a.host, a.port, a.path)
 
 
 if __name__ == "__main__":
