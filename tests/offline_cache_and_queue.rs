@@ -226,6 +226,44 @@ fn queued_calls_belong_to_their_auth_context() {
     assert!(sim.call(alice, Id::Num(1), "tasks/get", json!({"taskId": id})).is_ok());
 }
 
+#[test]
+fn annotation_rules_use_the_tools_the_gateway_last_saw_even_across_a_restart() {
+    let cfg = || queue_cfg(&["@idempotentHint"]);
+    let mut sim = Sim::new(cfg(), vec![FakeServer::legacy(&["idem_put", "echo"])]);
+    sim.connect(0); // lists the tools: idem_put is idempotent, echo is not
+    sim.disconnect(0);
+    let s = sim.legacy_client(json!({}));
+    let r = sim.call(s, Id::Num(1), "tools/call", json!({"name": "a__idem_put", "arguments": {}})).unwrap();
+    assert!(r["content"][0]["text"].as_str().unwrap().starts_with("Queued:"), "{r}");
+    assert_eq!(sim.call(s, Id::Num(2), "tools/call", json!({"name": "a__echo"})).unwrap_err().code, -32000);
+    // A new gateway on the same store still knows which tools are idempotent.
+    sim.restart(cfg());
+    sim.disconnect(0);
+    let s = sim.legacy_client(json!({}));
+    let r = sim.call(s, Id::Num(3), "tools/call", json!({"name": "a__idem_put", "arguments": {}})).unwrap();
+    assert!(r["content"][0]["text"].as_str().unwrap().starts_with("Queued:"), "{r}");
+    sim.connect(0);
+    assert_eq!(calls_seen(&sim, 0).len(), 2);
+}
+
+#[test]
+fn a_modern_client_declaring_the_tasks_extension_gets_a_task_and_polls_it() {
+    let mut sim = offline_sim(&["echo"]);
+    let s = sim.gw.open_session(sim.now);
+    let caps = json!({"extensions": {"io.modelcontextprotocol/tasks": {}}});
+    let params = json!({"name": "a__echo", "arguments": {"n": 7}, "_meta": modern_meta(caps.clone())});
+    let r = sim.call(s, Id::Num(1), "tools/call", params).unwrap();
+    assert_eq!(r["resultType"], json!("task"), "{r}");
+    assert_eq!(r["status"], json!("working"));
+    assert!(r["ttlMs"].is_u64() && r["pollIntervalMs"].is_u64(), "{r}");
+    let id = r["taskId"].as_str().unwrap().to_string();
+    sim.connect(0);
+    let t = sim.call(s, Id::Num(2), "tasks/get", json!({"taskId": id, "_meta": modern_meta(caps)})).unwrap();
+    assert_eq!(t["resultType"], json!("complete"));
+    assert_eq!(t["status"], json!("completed"));
+    assert_eq!(t["result"]["echoed"]["arguments"]["n"], json!(7), "{t}");
+}
+
 // -------------------------------------------------------------------------------------------------
 // Cache
 // -------------------------------------------------------------------------------------------------

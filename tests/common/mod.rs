@@ -122,7 +122,14 @@ impl FakeServer {
                 let items: Vec<Value> = self
                     .tools
                     .iter()
-                    .map(|t| json!({"name": t, "inputSchema": {"type": "object"}, "x-vendor": 1}))
+                    .map(|t| {
+                        let mut tool = json!({"name": t, "inputSchema": {"type": "object"}, "x-vendor": 1});
+                        // Tools named idem* say repeating them is harmless.
+                        if t.starts_with("idem") {
+                            tool["annotations"] = json!({"idempotentHint": true});
+                        }
+                        tool
+                    })
                     .collect();
                 vec![Message::response(id, self.page(&items, &params, "tools"))]
             }
@@ -152,7 +159,7 @@ impl FakeServer {
                     return err(-32602, &format!("Unknown tool: {name}"));
                 }
                 match name.as_str() {
-                    "slow" => vec![],
+                    "slow" | "idem_slow" => vec![],
                     "ask" if self.era == Era::Legacy => {
                         let rid = self.next_id;
                         self.next_id += 1;
