@@ -569,3 +569,42 @@ def test_corrupt_store_is_reported_at_startup(rig):
     assert "corrupt" in err.lower(), f"the error does not say the store is corrupt:\n{err}"
     assert "panicked" not in err, err
     assert store.read_bytes() == garbage, "the gateway modified the corrupt store"
+
+
+def test_a_really_full_disk_refuses_to_queue_and_loses_nothing(rig, monkeypatch):
+    """The same on a real full filesystem: the data dir is a 256 KiB tmpfs of the gateway's own (a
+    mount namespace, so no root is needed where user namespaces are allowed), and SQLite meets ENOSPC.
+    (The tmpfs ends with the process, so restarts on a full disk are not covered here.)"""
+    import conftest
+
+    probe = subprocess.run(["unshare", "--mount", "--map-root-user", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a small filesystem here (unshare: {probe.stderr.decode().strip()})")
+    wrapper = rig.tmp / "on-tiny-fs.sh"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'exec unshare --mount --map-root-user sh -c \'mount -t tmpfs -o size=256k tmpfs "$0" && exec "$@"\' '
+        f'"{rig.data_dir}" "{conftest.GATEWAY_BIN}" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    rig.data_dir.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setattr(conftest, "GATEWAY_BIN", str(wrapper))
+    cfg = rig.config(offline_queue=["record"])
+    gw = rig.gateway(cfg, "gateway")
+    gw.wait_state({"counter"}, ready=False)
+    s = Session(gw)
+    pad = "x" * (20 * 1024)
+    queued: list[str] = []
+    refused = None
+    for n in range(50):  # 50 × 20 KiB cannot fit in 256 KiB
+        msg = s.record(n, arguments={"n": n, "pad": pad})
+        if "error" in msg:
+            refused = (n, msg["error"])
+            break
+        queued.append(queued_task_id(msg, n, gw)[0])
+    assert refused is not None, f"1 MiB of calls fit on a 256 KiB filesystem?\n{gw.log_tail()}"
+    n_refused, err = refused
+    assert err.get("code") == -32000 and "could not be queued: storage is full" in err.get("message", ""), err
+    assert queued, f"even the first call was refused: {err}"
+    assert sorted(e["taskId"] for e in queue_entries(gw)) == sorted(queued)
+    assert_healthy(gw)
