@@ -164,7 +164,8 @@ test('a damaged store makes Gateway.create fail clearly and is left as it was', 
   const page = await context.newPage();
   await page.goto(`http://127.0.0.1:${web.port}/www/e2e.html`);
   const r = await page.evaluate(async () => {
-    const { Gateway } = await import('/pkg/index.js');
+    const { default: init, Gateway } = await import('/pkg/index.js');
+    await init(); // the page's own script may not have finished initialising the module yet
     // A database with our layout, holding a record that is not ours (a number, not JSON text).
     await new Promise((resolve, reject) => {
       const open = indexedDB.open('damaged', 1);
