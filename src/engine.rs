@@ -94,6 +94,9 @@ struct Upstream {
     listed: bool,
     /// Pages gathered so far by an internal catalogue refresh, per kind.
     gathering: HashMap<ListKind, Vec<Value>>,
+    /// Our requests the host reported as never delivered (the connection was refused): when the
+    /// link goes down, they are known not to have run.
+    undelivered: HashSet<i64>,
 }
 
 enum Pending {
@@ -263,6 +266,7 @@ impl Gateway {
                 ever_down: false,
                 listed: false,
                 gathering: HashMap::new(),
+                undelivered: HashSet::new(),
             })
             .collect();
         let n = cfg.upstreams.len();
@@ -1302,17 +1306,24 @@ impl Gateway {
         up.probe_deadline = None;
         up.gathering.clear();
         up.queued = 0;
-        let pending: Vec<(i64, Pending)> = up.pending.drain().collect();
+        let mut pending: Vec<(i64, Pending)> = up.pending.drain().collect();
+        pending.sort_by_key(|(gid, _)| *gid);
+        let undelivered = std::mem::take(&mut up.undelivered);
         if was != Link::Down {
             self.log(LogLevel::Warn, format!("upstream {name:?} is down: {reason}"));
         }
         for (gid, p) in pending {
             if let Pending::Replay { seq, .. } = p {
-                self.replay_interrupted(now, u, seq, reason);
+                self.replay_interrupted(now, u, seq, reason, undelivered.contains(&gid));
                 continue;
             }
             if let Pending::Client(call) = p {
                 self.drop_client_index(u, gid, &call);
+                // A call that never left (or never went out) may still be queued, as if it had
+                // arrived a moment later.
+                if (call.queued || undelivered.contains(&gid)) && self.requeue_undelivered(now, u, &call) {
+                    continue;
+                }
                 if self.stale_fallback(now, u, &call) {
                     continue;
                 }
@@ -1352,6 +1363,17 @@ impl Gateway {
     // ---------------------------------------------------------------------------------------------
     // Upstream → gateway
     // ---------------------------------------------------------------------------------------------
+
+    /// The host could not deliver our request `gid` to upstream `u` at all (the connection was
+    /// refused): report this before reporting the link down, so the engine knows the request did not
+    /// run there. Such a queueable tool call is then queued, and a replayed one is not in doubt.
+    pub fn upstream_undelivered(&mut self, _now: Millis, u: UpstreamId, gid: i64) {
+        if let Some(up) = self.ups.get_mut(u.0) {
+            if up.pending.contains_key(&gid) {
+                up.undelivered.insert(gid);
+            }
+        }
+    }
 
     /// A message from an upstream. `related` is our request id whose response stream carried it, when
     /// the transport knows (HTTP SSE); it decides which client a server-to-client request is for.
@@ -2038,7 +2060,7 @@ impl Gateway {
                 self.stats.timeouts += 1;
                 let cancel = json!({"requestId": gid, "reason": "timed out at the gateway"});
                 self.send_up(UpstreamId(u), Message::notification(method::CANCELLED, Some(cancel)));
-                self.replay_interrupted(now, UpstreamId(u), seq, "timed out");
+                self.replay_interrupted(now, UpstreamId(u), seq, "timed out", false);
             }
         }
         self.offline_timeout(now);

@@ -27,6 +27,8 @@ pub enum Cmd {
     /// A legacy upstream's session expired; the link itself is fine.
     UpstreamSessionExpired(UpstreamId),
     FromUpstream(UpstreamId, Message, Option<i64>),
+    /// Our request (by id) never reached the upstream: the connection was refused.
+    Undelivered(UpstreamId, i64),
     Status(oneshot::Sender<serde_json::Value>),
     /// A store batch is durable (or failed).
     StoreDone(u64, Result<(), StoreError>),
@@ -165,6 +167,7 @@ async fn run(
             }
             Some(Cmd::UpstreamSessionExpired(u)) => gw.upstream_session_expired(t, u),
             Some(Cmd::FromUpstream(u, m, related)) => gw.handle_upstream(t, u, m, related),
+            Some(Cmd::Undelivered(u, gid)) => gw.upstream_undelivered(t, u, gid),
             Some(Cmd::Status(reply)) => {
                 let _ = reply.send(gw.status());
             }

@@ -27,7 +27,7 @@ pub(super) enum TaskMode {
 /// What the engine waits on a store batch for.
 pub(super) enum StoreWait {
     /// A call written to the queue: answer its client once durable.
-    Enqueue { session: SessionId, client_id: Id, entry: Box<Entry>, mode: TaskMode, modern: bool },
+    Enqueue { session: SessionId, client_id: Id, entry: Box<Entry>, mode: TaskMode, modern: bool, schema: bool },
     /// An entry written as running: send it once durable.
     Started { seq: u64 },
     /// An entry written as cancelled: tell whoever asked.
@@ -156,9 +156,9 @@ impl Gateway {
         let Some(i) = self.tickets.iter().position(|(t, _)| *t == ticket) else { return };
         let Some((_, wait)) = self.tickets.remove(i) else { return };
         match (wait, result) {
-            (StoreWait::Enqueue { session, client_id, entry, mode, modern }, Ok(())) => {
+            (StoreWait::Enqueue { session, client_id, entry, mode, modern, schema }, Ok(())) => {
                 let u = self.cfg.upstreams.iter().position(|x| x.name == entry.upstream);
-                let reply = self.queued_reply(&entry, mode, modern);
+                let reply = self.queued_reply(&entry, mode, modern, schema);
                 self.queue.insert(entry.seq, *entry);
                 if self.sessions.contains_key(&session) {
                     self.reply(session, client_id, reply);
@@ -509,6 +509,7 @@ impl Gateway {
             return false;
         }
         let idempotent = annotations.and_then(|a| a.get("idempotentHint")).and_then(Value::as_bool) == Some(true);
+        let schema = def.is_some_and(|d| d.get("outputSchema").is_some());
         let upstream_does_tasks = def
             .and_then(|d| d.pointer("/execution/taskSupport"))
             .and_then(Value::as_str)
@@ -572,12 +573,31 @@ impl Gateway {
         let put = entry_put(&entry);
         self.persist(
             vec![put],
-            StoreWait::Enqueue { session: s, client_id: id.clone(), entry: Box::new(entry), mode, modern },
+            StoreWait::Enqueue { session: s, client_id: id.clone(), entry: Box::new(entry), mode, modern, schema },
         );
         true
     }
 
-    fn queued_reply(&self, e: &Entry, mode: TaskMode, modern: bool) -> Value {
+    /// What the client of a queued call hears. A plain result says `isError: false`, except for a
+    /// tool with an `outputSchema`: a queued call has no structured result yet, and the official SDK
+    /// clients reject a result without one unless it is marked as an error.
+    /// A client's `tools/call` that had not reached its upstream when the link went down: queue it if
+    /// policy allows. Returns whether it did (then the client is answered once it is durable).
+    pub(super) fn requeue_undelivered(&mut self, now: Millis, u: UpstreamId, call: &ClientCall) -> bool {
+        let Some(s) = call.session.filter(|s| self.sessions.contains_key(s)) else { return false };
+        if call.method != method::TOOLS_CALL || call.collect.is_some() {
+            return false;
+        }
+        let mut params = call.sent_params.clone();
+        let tool = params.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let exposed = self.catalog.exposed(&self.cfg, u.0, ListKind::Tools, &tool);
+        if let (Some(m), Some(t)) = (params.get_mut("_meta").and_then(Value::as_object_mut), &call.client_progress) {
+            m.insert("progressToken".into(), t.clone());
+        }
+        self.maybe_enqueue(now, s, &call.client_id, u, &exposed, &mut params, call.modern_client)
+    }
+
+    fn queued_reply(&self, e: &Entry, mode: TaskMode, modern: bool, schema: bool) -> Value {
         match mode {
             TaskMode::Legacy => json!({ "task": e.legacy_task() }),
             TaskMode::Modern => {
@@ -600,7 +620,7 @@ impl Gateway {
                 );
                 let mut r = json!({
                     "content": [{ "type": "text", "text": text }],
-                    "isError": false,
+                    "isError": schema,
                     "_meta": { meta::QUEUED: {
                         "taskId": e.id, "upstream": e.upstream, "tool": e.tool, "name": e.exposed, "position": position,
                     } },
@@ -684,14 +704,18 @@ impl Gateway {
         self.pump(now, u);
     }
 
-    /// A replayed call's link broke or it timed out: it may or may not have run.
-    pub(super) fn replay_interrupted(&mut self, now: Millis, u: UpstreamId, seq: u64, why: &str) {
+    /// A replayed call's link broke or it timed out: unless the host says it was never delivered, it
+    /// may or may not have run.
+    pub(super) fn replay_interrupted(&mut self, now: Millis, u: UpstreamId, seq: u64, why: &str, undelivered: bool) {
         self.replay[u.0].busy = false;
         let wall = self.wall(now);
         let Some(e) = self.queue.get_mut(&seq) else { return };
         e.updated = wall;
-        let retry = e.idempotent;
-        if retry {
+        let retry = e.idempotent || undelivered;
+        if undelivered {
+            e.state = State::Queued;
+            e.message = Some(format!("not delivered ({why}); will be sent again"));
+        } else if retry {
             e.state = State::Queued;
             e.message = Some(format!("interrupted ({why}); will be sent again (idempotent tool)"));
         } else {

@@ -199,6 +199,10 @@ impl Link {
                 // A broken connection usually means the server went away: if it cannot be reached
                 // any more, the whole link is down (every call fails the same clear way).
                 if e.is_connect() || e.is_timeout() || !reachable(&self.url).await {
+                    // A refused connection carried nothing: the engine may queue the call instead.
+                    if let (true, Some(g)) = (e.is_connect(), gid.as_ref().and_then(gnum_of)) {
+                        self.h.send(Cmd::Undelivered(self.u, g));
+                    }
                     return self.fail(format!("cannot reach {}: {e}", self.url));
                 }
                 if let Some(id) = gid {

@@ -608,3 +608,44 @@ def test_a_really_full_disk_refuses_to_queue_and_loses_nothing(rig, monkeypatch)
     assert queued, f"even the first call was refused: {err}"
     assert sorted(e["taskId"] for e in queue_entries(gw)) == sorted(queued)
     assert_healthy(gw)
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+def test_the_official_python_client_gets_queued_calls_when_the_upstream_dies(rig, mode):
+    """What a user sees: the real `mcp` Client lists the tools (so it knows `record`'s output schema),
+    the upstream is killed, and its next calls are queued, not failed, including the first one, which
+    meets the refused connection. The queued result is marked `isError` (a tool with an output schema
+    has no structured result yet, and the SDK would reject an unmarked one) and says `Queued:`.
+    When the upstream is back, each runs once."""
+    from mcp import Client
+
+    from conftest import client_kwargs, run_async
+
+    rig.counter.start()
+    gw = rig.gateway(rig.config(offline_queue=["record"]), "gateway")
+    gw.wait_state({"counter"}, ready=True)
+
+    async def run():
+        async with Client(gw.url, **client_kwargs(mode)) as c:
+            tools = {t.name: t for t in (await c.list_tools()).tools}
+            assert tools[TOOL].output_schema, "the test needs a tool with an output schema"
+            r = await c.call_tool(TOOL, {"n": 100})
+            assert not r.is_error and text(r.model_dump(by_alias=True)) == "recorded 100", r
+            rig.counter.kill9()
+            texts = []
+            for n in (101, 102):
+                r = await c.call_tool(TOOL, {"n": n})
+                assert r.is_error, f"a queued call to a tool with an output schema: {r}"
+                texts.append(r.content[0].text)
+            return texts
+
+    texts = run_async(run())
+    assert all(t.startswith("Queued:") for t in texts), texts
+    rig.counter.start()
+    def both_ran():
+        done = [e for e in queue_entries(gw) if e["status"] == "completed"]
+        return done if len(done) == 2 else None
+
+    _wait(both_ran, REPLAY_TIMEOUT, "both queued calls to run", gw)
+    ns = [r["n"] for r in rig.counter.records()]
+    assert ns == [100, 101, 102], ns
