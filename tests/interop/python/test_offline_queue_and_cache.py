@@ -654,3 +654,33 @@ def test_the_official_python_client_gets_queued_calls_when_the_upstream_dies(rig
     _wait(both_ran, REPLAY_TIMEOUT, "both queued calls to run", gw)
     ns = [r["n"] for r in rig.counter.records()]
     assert ns == [100, 101, 102], ns
+
+
+def test_the_default_store_is_one_gateways_and_stdio_gateways_make_do_without(tmp_path):
+    """The default data dir ($XDG_DATA_HOME/mcp-edge-gateway) holds one gateway's store. A second
+    `serve` on it refuses to start, clearly; a second `stdio` gateway (desktop apps may launch several)
+    starts anyway with its cache and queue in memory, and says so."""
+    import conftest
+
+    env = os.environ | {"XDG_DATA_HOME": str(tmp_path / "xdg")}
+    port = free_port()
+    first = subprocess.Popen([conftest.GATEWAY_BIN, "serve", "--listen", f"127.0.0.1:{port}"], env=env,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: _connectable(port), 20, "the first gateway")
+        assert (tmp_path / "xdg/mcp-edge-gateway/gateway.sqlite3").exists()
+        second = subprocess.run([conftest.GATEWAY_BIN, "serve", "--listen", f"127.0.0.1:{free_port()}"], env=env,
+                                capture_output=True, text=True, timeout=20)
+        assert second.returncode != 0, second.stderr
+        assert "in use by another" in second.stderr and "gateway.sqlite3" in second.stderr, second.stderr
+        init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                "params": {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+        stdio = subprocess.run([conftest.GATEWAY_BIN, "stdio"], env=env, input=json.dumps(init) + "\n",
+                               capture_output=True, text=True, timeout=20)
+        answer = json.loads(stdio.stdout.splitlines()[0])
+        assert answer["result"]["serverInfo"]["name"] == "mcp-edge-gateway", stdio.stdout
+        assert "in memory only" in stdio.stderr, stdio.stderr
+        assert "panicked" not in stdio.stderr + second.stderr
+    finally:
+        first.terminate()
+        first.wait(10)
