@@ -96,7 +96,6 @@ pub enum StoreError {
 ///
 /// The futures are not `Send`: the browser's are not, and the native host runs its store on a thread
 /// of its own.
-#[allow(async_fn_in_trait)]
 pub trait Store {
     /// Everything stored, read once at start-up.
     fn load(&mut self) -> impl Future<Output = Result<Snapshot, StoreError>>;

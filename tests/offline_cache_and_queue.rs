@@ -264,13 +264,8 @@ fn a_modern_client_declaring_the_tasks_extension_gets_a_task_and_polls_it() {
     assert_eq!(t["result"]["echoed"]["arguments"]["n"], json!(7), "{t}");
 }
 
-#[test]
-fn a_call_the_host_could_not_deliver_is_queued_not_failed() {
-    let mut sim = Sim::new(queue_cfg(&["echo", "slow"]), vec![FakeServer::legacy(&["echo", "slow"])]);
-    sim.connect(0);
-    let s = sim.legacy_client(json!({}));
-    // The upstream died after the last call; this one meets a refused connection.
-    sim.send(s, Message::request(Id::Num(1), "tools/call", json!({"name": "a__slow", "arguments": {"n": 1}})));
+/// The host reports the last `tools/call` sent to upstream `a` as never delivered.
+fn undeliver_last_call(sim: &mut Sim) {
     let gid = sim.servers[0]
         .seen
         .iter()
@@ -279,8 +274,18 @@ fn a_call_the_host_could_not_deliver_is_queued_not_failed() {
             Message::Request { id: Id::Num(g), method, .. } if method == "tools/call" => Some(*g),
             _ => None,
         })
-        .unwrap();
+        .expect("a tools/call was sent");
     sim.gw.upstream_undelivered(sim.now, mcp_edge_gateway::UpstreamId(0), gid);
+}
+
+#[test]
+fn a_call_the_host_could_not_deliver_is_queued_not_failed() {
+    let mut sim = Sim::new(queue_cfg(&["echo", "slow"]), vec![FakeServer::legacy(&["echo", "slow"])]);
+    sim.connect(0);
+    let s = sim.legacy_client(json!({}));
+    // The upstream died after the last call; this one meets a refused connection.
+    sim.send(s, Message::request(Id::Num(1), "tools/call", json!({"name": "a__slow", "arguments": {"n": 1}})));
+    undeliver_last_call(&mut sim);
     sim.disconnect(0);
     let got = sim.take(s);
     let r = got
@@ -300,16 +305,7 @@ fn a_replayed_call_the_host_could_not_deliver_is_not_in_doubt() {
     let r = sim.call(s, Id::Num(1), "tools/call", json!({"name": "a__slow", "arguments": {}})).unwrap();
     let id = task_id(&r);
     sim.connect(0); // replay sends it; `slow` never answers
-    let gid = sim.servers[0]
-        .seen
-        .iter()
-        .rev()
-        .find_map(|m| match m {
-            Message::Request { id: Id::Num(g), method, .. } if method == "tools/call" => Some(*g),
-            _ => None,
-        })
-        .unwrap();
-    sim.gw.upstream_undelivered(sim.now, mcp_edge_gateway::UpstreamId(0), gid);
+    undeliver_last_call(&mut sim);
     sim.disconnect(0);
     let t = sim.call(s, Id::Num(2), "tasks/get", json!({"taskId": id})).unwrap();
     assert_eq!(t["status"], json!("working"), "queued again, not failed in doubt: {t}");

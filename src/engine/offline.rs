@@ -502,6 +502,9 @@ impl Gateway {
         params: &mut Value,
         modern: bool,
     ) -> bool {
+        if self.cfg.upstreams[u.0].offline_queue.is_empty() {
+            return false; // the common case: no queue policy, nothing to look up on the call path
+        }
         let tool = params.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
         let def = self.tool_def(u, &tool);
         let annotations = def.and_then(|d| d.get("annotations"));
