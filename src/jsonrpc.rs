@@ -290,3 +290,35 @@ pub fn nesting_depth(text: &str) -> usize {
     }
     max
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ping whose params nest `levels` deep in all, counting the message object itself.
+    fn ping_nested(levels: usize) -> String {
+        let inner = levels - 2; // the message object and params
+        format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"x":{}1{}}}}}"#,
+            "[".repeat(inner),
+            "]".repeat(inner)
+        )
+    }
+
+    #[test]
+    fn nesting_is_refused_just_past_64_levels_and_accepted_at_64() {
+        let at = ping_nested(64);
+        assert_eq!(nesting_depth(&at), 64);
+        assert!(Message::parse(at.as_bytes()).is_ok(), "64 levels are allowed");
+        let over = ping_nested(65);
+        assert_eq!(nesting_depth(&over), 65);
+        let e = Message::parse(over.as_bytes()).unwrap_err();
+        assert!(matches!(&e, ParseError::Json(m) if m.contains("nesting deeper than 64")), "{e:?}");
+    }
+
+    #[test]
+    fn brackets_inside_strings_are_not_nesting() {
+        let text = r#"{"a":"[[[{{{\"]]]","b":["\\",{"c":"}"}]}"#;
+        assert_eq!(nesting_depth(text), 3);
+    }
+}

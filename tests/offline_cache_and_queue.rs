@@ -39,6 +39,21 @@ fn task_id(r: &Value) -> String {
     r["_meta"]["io.github.mcp-edge-gateway/queued"]["taskId"].as_str().expect("a queued result").to_string()
 }
 
+/// The task ids of queue entries whose "running" state is in a store write not yet done.
+fn held_running(sim: &Sim) -> Vec<String> {
+    sim.held
+        .iter()
+        .flat_map(|(_, ops)| ops)
+        .filter_map(|op| match op {
+            mcp_edge_gateway::StoreOp::Put { table: mcp_edge_gateway::Table::Queue, value, .. } => {
+                let e: Value = serde_json::from_str(value).ok()?;
+                (e["state"] == "running").then(|| e["id"].as_str().unwrap_or_default().to_string())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 fn queue_calls(sim: &mut Sim, s: SessionId, n: i64) -> Vec<String> {
     (0..n)
         .map(|i| {
@@ -114,6 +129,8 @@ fn a_crash_mid_replay_never_sends_a_call_twice() {
     // dies before the answer is recorded.
     sim.hold_store = true;
     sim.connect(0);
+    assert!(calls_seen(&sim, 0).is_empty(), "nothing reaches the upstream before its running state is durable");
+    assert_eq!(held_running(&sim), [ids[0].clone()], "the first entry's running state is being written");
     sim.release_store(); // "running" for the first entry is durable; the call goes out
     sim.hold_store = true;
     let sent = calls_seen(&sim, 0).len();
@@ -131,37 +148,34 @@ fn a_crash_mid_replay_never_sends_a_call_twice() {
 
 #[test]
 fn an_idempotent_tool_interrupted_mid_replay_is_sent_again_with_the_same_key() {
-    let mut sim = offline_sim(&["echo"]);
+    // What makes the call safe to resend is the tool's own annotation, seen in its listing: the
+    // rule is "@idempotentHint" alone, and idem_put says idempotentHint (echo does not).
+    let cfg = || queue_cfg(&["@idempotentHint"]);
+    let mut sim = Sim::new(cfg(), vec![FakeServer::legacy(&["idem_put", "echo"])]);
+    sim.connect(0);
+    sim.disconnect(0);
     let s = sim.legacy_client(json!({}));
-    // Known from an earlier listing: echo is idempotent.
-    let mut cfg = queue_cfg(&["@idempotentHint"]);
-    cfg.upstreams[0].offline_queue.push("echo".into());
-    let _ = queue_calls(&mut sim, s, 1);
+    let r = sim.call(s, Id::Num(1), "tools/call", json!({"name": "a__idem_put", "arguments": {"n": 1}})).unwrap();
+    let id = task_id(&r);
+    // The upstream is back; the entry is written as running (held), sent, and the gateway dies
+    // before the answer is recorded.
     sim.hold_store = true;
     sim.connect(0);
+    assert!(calls_seen(&sim, 0).is_empty(), "nothing is sent before the running state is durable");
+    assert_eq!(held_running(&sim), [id.clone()]);
     sim.release_store();
     assert_eq!(calls_seen(&sim, 0).len(), 1);
-    // Mark the stored entry idempotent, as it would be had the tool said idempotentHint.
-    let snap = sim.store.load_now();
-    let (k, v) = snap.table(mcp_edge_gateway::Table::Queue)[0].clone();
-    let mut e: Value = serde_json::from_str(&v).unwrap();
-    e["idempotent"] = json!(true);
-    sim.store
-        .apply_now(vec![mcp_edge_gateway::StoreOp::Put {
-            table: mcp_edge_gateway::Table::Queue,
-            key: k,
-            value: e.to_string(),
-        }])
-        .unwrap();
     sim.hold_store = false;
-    sim.restart(cfg);
+    sim.restart(cfg()); // the held write of the answer dies with the gateway
     sim.connect(0);
     let seen = calls_seen(&sim, 0);
-    assert_eq!(seen.len(), 2);
-    assert_eq!(
-        seen[0]["_meta"]["io.github.mcp-edge-gateway/idempotencyKey"],
-        seen[1]["_meta"]["io.github.mcp-edge-gateway/idempotencyKey"]
-    );
+    assert_eq!(seen.len(), 2, "an idempotent tool's in-doubt call is sent again: {seen:?}");
+    let key = "io.github.mcp-edge-gateway/idempotencyKey";
+    assert_eq!(seen[0]["_meta"][key], json!(id));
+    assert_eq!(seen[1]["_meta"][key], json!(id), "with the same idempotency key");
+    let s = sim.legacy_client(json!({}));
+    let r = sim.call(s, Id::Num(2), "tasks/result", json!({"taskId": id})).unwrap();
+    assert_eq!(r["echoed"]["arguments"]["n"], json!(1), "{r}");
 }
 
 #[test]
