@@ -19,11 +19,18 @@ printf '{"mcpServers":{"everything":{"command":"node","args":["%s","stdio"]}}}' 
   "$INTEROP/node_modules/@modelcontextprotocol/server-everything/dist/index.js" > "$cfg"
 "$MCP_EDGE_GATEWAY_BIN" serve --config "$cfg" --listen "127.0.0.1:$port" --no-store 2>"$log" &
 gw=$!
-trap 'kill $gw 2>/dev/null; wait $gw 2>/dev/null; rm -f "$cfg"' EXIT
-for _ in $(seq 100); do
-  curl -fsS "http://127.0.0.1:$port/status" 2>/dev/null | grep -q '"ready"' && break
+trap 'kill $gw 2>/dev/null; wait $gw 2>/dev/null; rm -f "$cfg" "$log"' EXIT
+ready=""
+for _ in $(seq 300); do
+  if curl -fsS "http://127.0.0.1:$port/status" 2>/dev/null | grep -Eq '"state": ?"ready"'; then ready=1; break; fi
+  kill -0 $gw 2>/dev/null || break
   sleep 0.1
 done
+if [ -z "$ready" ]; then
+  echo "the native gateway for the connector tests did not become ready on 127.0.0.1:$port within 30 s (or it exited); its log:" >&2
+  cat "$log" >&2
+  exit 1
+fi
 
 step "wasm-bindgen-test in Chromium: engine simulations and connectors"
 MCP_TEST_GATEWAY="127.0.0.1:$port" cargo_locked test -p mcp-edge-gateway --target wasm32-unknown-unknown --features web --tests
@@ -33,4 +40,4 @@ step "TypeScript types of the package (tsc --noEmit)"
 (cd "$ROOT/www" && node_modules/.bin/tsc --noEmit -p tsconfig.json)
 
 step "end-to-end in Chromium (playwright-core)"
-(cd "$ROOT/www" && node --test --test-concurrency=1 tests/)
+(cd "$ROOT/www" && node --test --test-concurrency=1 tests/*.test.mjs)   # files, not a folder: Node 22 runs no folders

@@ -127,7 +127,7 @@ impl FetchLink {
         let attempt = self.attempt.get() + 1;
         let (weak, u, name, url, headers) =
             (self.runtime.clone(), self.upstream, self.name.clone(), self.url.clone(), self.headers.clone());
-        runtime::schedule_reconnect(&rt, u, runtime::backoff_ms(attempt), move || {
+        runtime::schedule_reconnect(&rt, u, attempt, move || {
             if let Some(rt) = weak.upgrade() {
                 if !rt.borrow().closed {
                     connect_attempt(&rt, u, name, url, headers, attempt);

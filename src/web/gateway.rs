@@ -54,6 +54,11 @@ export interface GatewayConfig {
   local?: { name?: string; prefix?: string | false };
   /** A forwarded request without an answer after this long fails with -32001. Default 120000. */
   requestTimeoutMs?: number;
+  /** How long to wait before reconnecting to an unreachable upstream: `min` after the first
+   *  failure, doubling per failure up to `max`; each wait is a random time between half and all of
+   *  it. The browser's `online` event reconnects at once, whatever is left of the wait.
+   *  Default `{ min: 250, max: 30000 }`. */
+  reconnectBackoffMs?: { min?: number; max?: number };
   /** Where the cache and the offline queue live: "indexeddb" (default where IndexedDB exists; they
    *  survive reloads) or "memory". */
   storage?: "indexeddb" | "memory";
@@ -437,6 +442,23 @@ async fn lock_store(name: &str) -> Result<Option<Function>, JsValue> {
     }
 }
 
+/// `reconnectBackoffMs: {min, max}`, each a whole number of milliseconds from 1 up to 2^31 - 1.
+fn reconnect_backoff(v: Option<&Value>) -> Result<(u32, u32), JsValue> {
+    let bad = || type_error("reconnectBackoffMs must be { min, max }: milliseconds from 1 to 2147483647, min <= max");
+    let Some(v) = v else { return Ok(runtime::DEFAULT_BACKOFF) };
+    let o = v.as_object().ok_or_else(bad)?;
+    let field = |k: &str, default: u32| match o.get(k) {
+        None => Ok(default),
+        Some(n) => n.as_u64().filter(|n| (1..=i32::MAX as u64).contains(n)).map(|n| n as u32).ok_or_else(bad),
+    };
+    let (min, max) = (field("min", runtime::DEFAULT_BACKOFF.0)?, field("max", runtime::DEFAULT_BACKOFF.1)?);
+    let max = if o.contains_key("max") { max } else { max.max(min) };
+    if min > max {
+        return Err(bad());
+    }
+    Ok((min, max))
+}
+
 fn build(config: &JsValue, storage: Option<(IdbStore, Snapshot, Option<Function>)>) -> Result<Gateway, JsValue> {
     let handlers = Handlers {
         sampling: function(config, "onSampling"),
@@ -456,6 +478,7 @@ fn build(config: &JsValue, storage: Option<(IdbStore, Snapshot, Option<Function>
     if let Some(m) = cfg.get("cacheMaxBytes").and_then(Value::as_u64) {
         core.cache_max_bytes = m as usize;
     }
+    let backoff = reconnect_backoff(cfg.get("reconnectBackoffMs"))?;
     let prefix_of = |name: &str, v: Option<&Value>| -> Result<Option<String>, JsValue> {
         match v {
             None => Ok(default_prefix.then(|| name.to_string())),
@@ -563,6 +586,7 @@ fn build(config: &JsValue, storage: Option<(IdbStore, Snapshot, Option<Function>
         }
     };
     let shared = Runtime::new(engine);
+    shared.borrow_mut().backoff = backoff;
     if let Some(st) = store {
         shared.borrow_mut().set_store(st, lock);
     }

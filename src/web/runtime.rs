@@ -55,6 +55,8 @@ pub struct Runtime {
     reconnects: Vec<(UpstreamId, Box<dyn FnOnce()>)>,
     online_cb: Option<Closure<dyn FnMut()>>,
     release_lock: Option<js_sys::Function>,
+    /// First and longest reconnect delay, in ms (see [`schedule_reconnect`]).
+    pub backoff: (u32, u32),
 }
 
 pub type Shared = Rc<RefCell<Runtime>>;
@@ -76,6 +78,7 @@ impl Runtime {
             reconnects: Vec::new(),
             online_cb: None,
             release_lock: None,
+            backoff: DEFAULT_BACKOFF,
         }));
         let weak = Rc::downgrade(&shared);
         let cb = Closure::<dyn FnMut()>::new(move || {
@@ -241,13 +244,17 @@ fn write_batches(shared: &Shared) {
     });
 }
 
-/// Reconnect upstream `u` after `ms`, or as soon as the browser reports it is online again.
-pub fn schedule_reconnect(shared: &Shared, u: UpstreamId, ms: i32, f: impl FnOnce() + 'static) {
-    {
+/// Reconnect upstream `u` after its `failures`-th failure in a row (0 and 1 both mean the first), or
+/// as soon as the browser reports it is online again. The delay starts at the runtime's first
+/// backoff and doubles per failure up to its longest; each wait is a random time between half and
+/// all of that (jitter, so that many pages do not come back at once).
+pub fn schedule_reconnect(shared: &Shared, u: UpstreamId, failures: u32, f: impl FnOnce() + 'static) {
+    let ms = {
         let mut rt = shared.borrow_mut();
         rt.reconnects.retain(|(x, _)| *x != u);
         rt.reconnects.push((u, Box::new(f)));
-    }
+        backoff_ms(rt.backoff, failures)
+    };
     let weak = Rc::downgrade(shared);
     after(ms, move || {
         let Some(s) = weak.upgrade() else { return };
@@ -347,11 +354,13 @@ extern "C" {
     fn console_error(m: &JsValue);
 }
 
-/// Exponential backoff with jitter for reconnects: 250 ms doubling to 30 s.
-pub fn backoff_ms(attempt: u32) -> i32 {
-    let base = 250u32.saturating_mul(1 << attempt.min(7)).min(30_000);
+/// Reconnects start at 250 ms and double up to 30 s unless the config says otherwise.
+pub const DEFAULT_BACKOFF: (u32, u32) = (250, 30_000);
+
+fn backoff_ms((first, longest): (u32, u32), failures: u32) -> i32 {
+    let base = first.saturating_mul(1 << failures.saturating_sub(1).min(20)).min(longest);
     let jitter = (js_sys::Math::random() * f64::from(base / 2)) as u32;
-    (base / 2 + jitter) as i32
+    (base / 2 + jitter).min(i32::MAX as u32) as i32
 }
 
 /// Run `f` after `ms` milliseconds (once).

@@ -45,9 +45,7 @@ fn open(rt: Weak<RefCell<runtime::Runtime>>, u: UpstreamId, url: String, attempt
         let (rt, url) = (rt.clone(), url.clone());
         move |attempt: u32| {
             if let Some(shared) = rt.upgrade() {
-                runtime::schedule_reconnect(&shared, u, runtime::backoff_ms(attempt), move || {
-                    open(rt, u, url, attempt + 1)
-                })
+                runtime::schedule_reconnect(&shared, u, attempt, move || open(rt, u, url, attempt + 1))
             }
         }
     };

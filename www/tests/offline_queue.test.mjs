@@ -61,19 +61,25 @@ async function startNative(port, counterPort) {
   throw new Error('native gateway not ready');
 }
 
-async function openPage(context, upstreamPort, db) {
+async function openPage(context, upstreamPort, db, { backoffMs } = {}) {
   const page = await context.newPage();
   const problems = [];
   page.on('pageerror', (e) => problems.push(e.message));
   page.problems = problems;
   const upstream = encodeURIComponent(`http://127.0.0.1:${upstreamPort}/mcp`);
-  await page.goto(`http://127.0.0.1:${web.port}/www/offline.html?upstream=${upstream}&db=${db}`);
+  const backoff = backoffMs ? `&backoff=${backoffMs}` : '';
+  await page.goto(`http://127.0.0.1:${web.port}/www/offline.html?upstream=${upstream}&db=${db}${backoff}`);
   const ok = await page.evaluate(() => window.offline.ready);
   assert.ok(ok, `gateway did not start: ${await page.evaluate(() => window.offline.error)} ${problems.join('\n')}`);
   return page;
 }
 
-const waitFor = async (what, f, ms = 60000) => {
+// The page's reconnects wait at least half of this (jitter), far longer than the test waits for
+// the replay: only the browser's `online` event can wake the gateway in time.
+const BACKOFF_MS = 240000;
+const REPLAY_WAIT_MS = 60000;
+
+const waitFor = async (what, f, ms = REPLAY_WAIT_MS) => {
   const end = Date.now() + ms;
   for (;;) {
     const v = await f();
@@ -88,7 +94,7 @@ test('calls queued while the upstream is unreachable survive a reload and run ex
   const log = join(dir, 'calls.jsonl');
   const nativePort = await freePort(); // nothing listens there yet: the upstream is unreachable
   const context = await browser.newContext();
-  let page = await openPage(context, nativePort, 'queue-test');
+  const page = await openPage(context, nativePort, 'queue-test', { backoffMs: BACKOFF_MS });
 
   const ids = [];
   for (let n = 0; n < N; n++) {
@@ -109,7 +115,9 @@ test('calls queued while the upstream is unreachable survive a reload and run ex
   assert.ok(restored.every((e) => e.status === 'queued'), JSON.stringify(restored.map((e) => e.status)));
 
   // The network goes away, the upstream comes up meanwhile, and the network is back: the browser's
-  // `online` event sends the page's gateway to its upstream at once.
+  // `online` event sends the page's gateway to its upstream at once. Its reconnect backoff (at least
+  // BACKOFF_MS / 2 since the failed connect at the reload) is longer than waitFor's REPLAY_WAIT_MS, so
+  // nothing else can start the replay within the wait.
   await context.setOffline(true);
   const counterPort = await startCounter(log);
   await startNative(nativePort, counterPort);
@@ -128,12 +136,16 @@ test('calls queued while the upstream is unreachable survive a reload and run ex
   }
   assert.equal(done.length, N);
 
-  // Another reload: nothing runs again.
+  // Another reload: nothing runs again. Once the page's gateway is connected, a new call to the same
+  // tool runs at once only if no queued call of it is waiting; had the reload brought back anything
+  // to replay, the new call would be queued behind it and the log would show the replay first.
   await page.reload();
   assert.ok(await page.evaluate(() => window.offline.ready));
-  await new Promise((r) => setTimeout(r, 1500));
-  const after = (await readFile(log, 'utf8')).trim().split('\n');
-  assert.equal(after.length, N, 'no call ran twice');
+  await waitFor('the reloaded page to connect', async () => (await page.evaluate(() => window.offline.status())).upstreams[0].state === 'ready');
+  const sentinel = await page.evaluate((n) => window.offline.call(n), N);
+  assert.equal(sentinel.result?.content?.[0]?.text, `recorded ${N}`, `the call after the reload: ${JSON.stringify(sentinel)}`);
+  const after = (await readFile(log, 'utf8')).trim().split('\n').map((l) => JSON.parse(l).n);
+  assert.deepEqual(after, [...Array(N + 1).keys()], 'no call ran twice');
   assert.deepEqual(page.problems, []);
   await context.close();
 });

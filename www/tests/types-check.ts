@@ -12,6 +12,7 @@ export async function correctUse(): Promise<void> {
     namespace: { separator: '__' },
     local: { name: 'page' },
     requestTimeoutMs: 30_000,
+    reconnectBackoffMs: { min: 1000, max: 60_000 },
     onElicitation: async () => ({ action: 'accept', content: { name: 'Ada' } }),
   };
   const gw: Gateway = await Gateway.create(config);
