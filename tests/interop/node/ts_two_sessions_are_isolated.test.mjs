@@ -131,8 +131,8 @@ describe('two sessions on the gateway are isolated', { timeout: 90000 }, () => {
 
   it('DELETE of one session (with requests still pending) does not disturb the other', { timeout: 30000 }, guard(ref, async (_t, topo) => {
     const before = (await status(topo)).sessions;
-    const neverAnswer = () => new Promise(() => {});
-    const A = await connectV1(topo.url, { name: 'client-A', onElicit: neverAnswer });
+    const askedA = []; // the elicitation messages that reached A; A never answers them
+    const A = await connectV1(topo.url, { name: 'client-A', onElicit: (p) => { askedA.push(p.message); return new Promise(() => {}); } });
     const B = await connectV1(topo.url, {
       name: 'client-B',
       onElicit: (p) => ({ action: 'accept', content: p.requestedSchema?.properties?.confirm ? { confirm: true, note: 'B' } : { name: 'B-name' } }),
@@ -146,7 +146,10 @@ describe('two sessions on the gateway are isolated', { timeout: 90000 }, () => {
         const s = await status(topo);
         return { ok: s.upstreams.find((u) => u.name === 'everything').inFlight >= 1, s };
       }, 'A\'s elicitation should be pending on the everything upstream');
-      await sleep(200); // let the modern call reach its elicitation too
+      // Both calls are waiting on A: each one's elicitation has reached A's handler.
+      const wantAsked = ['Please provide inputs for the following fields:', 'Really delete orphan?'];
+      await waitFor(async () => ({ ok: wantAsked.every((m) => askedA.includes(m)), askedA }),
+        'both A\'s elicitations (everything\'s and the modern one, bridged) should have reached A');
 
       const sidA = A.transport.sessionId;
       await A.transport.terminateSession();
@@ -179,16 +182,33 @@ describe('two sessions on the gateway are isolated', { timeout: 90000 }, () => {
   }));
 
   it('closing a session with a bridged modern call pending sends nothing malformed to the modern upstream', { timeout: 30000 }, guard(ref, async (_t, topo) => {
-    const A = await connectV1(topo.url, { name: 'client-A', onElicit: () => new Promise(() => {}) });
+    let asked = false;
+    const A = await connectV1(topo.url, { name: 'client-A', onElicit: () => { asked = true; return new Promise(() => {}); } });
+    const B = await connectV1(topo.url, { name: 'client-B' });
     try {
-      let asked = false;
-      A.client.setRequestHandler((await import('@modelcontextprotocol/sdk/types.js')).ElicitRequestSchema, () => { asked = true; return new Promise(() => {}); });
       void A.client.callTool({ name: 'modern__delete_thing', arguments: { thing: 'orphan-2' } }).catch(() => {});
       await waitFor(async () => ({ ok: asked }), 'the bridged elicitation should reach client A');
+      const before = (await status(topo)).sessions;
       const mark = topo.modernProxy.log.length;
       await A.transport.terminateSession();
-      await sleep(500);
-      const after = topo.modernProxy.log.slice(mark).map((e) => ({
+      // Today the DELETE sends the modern upstream nothing (the bridged call has no request open
+      // there), so there is no message to wait for; a sentinel stands in. The engine handles commands
+      // in order: whatever closing A sends upstream is handed to the modern link before /status stops
+      // counting A and before B's call below. So wait for that, make B's call, and wait until the proxy
+      // has seen it and answered every request since the mark. (Each upstream message is its own POST,
+      // so the wire order is near-certain, not guaranteed; a fixed sleep proved nothing either way.)
+      await waitFor(async () => {
+        const s = await status(topo);
+        return { ok: s.sessions === before - 1, sessions: s.sessions };
+      }, 'the gateway should have closed A\'s session');
+      const sentinel = `sentinel-after-delete-${randomUUID()}`;
+      assert.equal(textOf(await B.client.callTool({ name: 'modern__echo', arguments: { text: sentinel } })), sentinel);
+      const since = () => topo.modernProxy.log.slice(mark);
+      await waitFor(async () => ({
+        ok: since().some((e) => e.body?.params?.arguments?.text === sentinel) && since().every((e) => e.status !== undefined),
+        seen: since().map((e) => [e.method, e.body?.method, e.status]),
+      }), 'B\'s sentinel call should reach the modern upstream and every request since the DELETE be answered');
+      const after = since().map((e) => ({
         status: e.status, protocolVersion: e.headers['mcp-protocol-version'], mcpMethod: e.headers['mcp-method'], body: e.body,
       }));
       const bad = after.filter((e) => e.status >= 400 || e.protocolVersion !== '2026-07-28');
@@ -196,6 +216,7 @@ describe('two sessions on the gateway are isolated', { timeout: 90000 }, () => {
         + 'lack the MCP-Protocol-Version header or were refused');
     } finally {
       await A.client.close().catch(() => {});
+      await closeQuietly(B.client, B.transport);
     }
   }));
 

@@ -1,7 +1,8 @@
 // Starts the interop topology on free ports and tears it down:
 //   upstream `everything` = server-everything over stdio (legacy era, launched by the gateway),
 //   upstream `modern`     = the Python modern (2026-07-28) server over Streamable HTTP,
-//   the gateway           = target/debug/mcp-edge-gateway serve, in front of both.
+//   the gateway           = target/debug/mcp-edge-gateway serve, in front of both,
+//   plus, only when a test asks for them (extraUpstreams), more upstreams, e.g. pagedUpstream().
 // Every process started here is killed by PID in stop(). The gateway's stderr goes to a temp file,
 // printed by dumpLogs() (call it when a test fails).
 import { spawn } from 'node:child_process';
@@ -19,6 +20,25 @@ export const GATEWAY_BIN = process.env.MCP_EDGE_GATEWAY_BIN ?? path.join(REPO_DI
 export const PYTHON = path.join(INTEROP_DIR, '.venv', 'bin', 'python');
 export const MODERN_SERVER = path.join(INTEROP_DIR, 'servers', 'modern_server.py');
 export const EVERYTHING_JS = path.join(INTEROP_DIR, 'node_modules', '@modelcontextprotocol', 'server-everything', 'dist', 'index.js');
+export const PAGED_SERVER = path.join(INTEROP_DIR, 'servers', 'paged_server.mjs');
+
+/**
+ * An extraUpstreams entry for servers/paged_server.mjs over stdio. It logs every list request it gets
+ * (JSON lines: method, cursor, nextCursor) to topo.upstreamLogs[name]; read them with readJsonLines().
+ */
+export function pagedUpstream() {
+  return (topo, name) => {
+    const log = path.join(topo.tmp, `${name}.requests.jsonl`);
+    fs.writeFileSync(log, '');
+    topo.upstreamLogs[name] = log;
+    return { command: process.execPath, args: [PAGED_SERVER, '--log', log] };
+  };
+}
+
+/** The JSON lines of a file written by an upstream (e.g. topo.upstreamLogs.paged). */
+export function readJsonLines(file) {
+  return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
+}
 
 export function freePort() {
   return new Promise((resolve, reject) => {
@@ -65,19 +85,26 @@ async function killProc(child, name) {
 /**
  * Start modern upstream + gateway (which spawns everything over stdio).
  * With proxyModern, the gateway reaches the modern upstream through a recording proxy (topo.modernProxy.log).
- * Returns { url, statusUrl, gatewayPort, modernPort, modernProxy?, stop(), dumpLogs(), gatewayStderr() }.
+ * extraUpstreams ({ name: config | (topo, name) => config }) adds upstreams to the gateway's config, after
+ * `everything` and `modern`; the topology waits for them to be ready too. Without it the topology is the
+ * usual two upstreams.
+ * Returns { url, statusUrl, gatewayPort, modernPort, modernProxy?, upstreamLogs, stop(), dumpLogs(), gatewayStderr() }.
  */
-export async function startTopology({ readyTimeoutMs = 30000, proxyModern = false } = {}) {
+export async function startTopology({ readyTimeoutMs = 30000, proxyModern = false, extraUpstreams = {} } = {}) {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-node-interop-'));
   const procs = [];
   const topo = {
     tmp,
+    upstreamLogs: {},
     gatewayLog: path.join(tmp, 'gateway.stderr.log'),
     modernLog: path.join(tmp, 'modern.stderr.log'),
     gatewayStderr() { try { return fs.readFileSync(topo.gatewayLog, 'utf8'); } catch { return ''; } },
     dumpLogs() {
       console.error(`----- gateway stderr (${topo.gatewayLog}) -----\n${topo.gatewayStderr()}\n----- end gateway stderr -----`);
       try { console.error(`----- modern upstream stderr -----\n${fs.readFileSync(topo.modernLog, 'utf8')}\n-----`); } catch { /* none */ }
+      for (const [name, file] of Object.entries(topo.upstreamLogs)) {
+        try { console.error(`----- upstream ${name} log (${file}) -----\n${fs.readFileSync(file, 'utf8')}-----`); } catch { /* none */ }
+      }
     },
     async stop() {
       for (const p of procs.reverse()) await killProc(p.child, p.name);
@@ -109,6 +136,11 @@ export async function startTopology({ readyTimeoutMs = 30000, proxyModern = fals
         modern: { url: `http://127.0.0.1:${modernUrlPort}/mcp` },
       },
     };
+    for (const [name, cfg] of Object.entries(extraUpstreams)) {
+      if (name in config.mcpServers) throw new Error(`extraUpstreams: ${name} is already an upstream`);
+      config.mcpServers[name] = typeof cfg === 'function' ? cfg(topo, name) : cfg;
+    }
+    const upstreamNames = Object.keys(config.mcpServers);
     const configPath = path.join(tmp, 'gateway.json');
     fs.writeFileSync(configPath, JSON.stringify(config, null, 2));
     topo.gatewayPort = await freePort();
@@ -131,7 +163,7 @@ export async function startTopology({ readyTimeoutMs = 30000, proxyModern = fals
       try {
         const r = await fetch(topo.statusUrl);
         last = await r.text();
-        if (r.ok && allReady(JSON.parse(last), ['everything', 'modern'])) break;
+        if (r.ok && allReady(JSON.parse(last), upstreamNames)) break;
       } catch { /* not listening yet */ }
       if (Date.now() > deadline) throw new Error(`gateway upstreams not ready within ${readyTimeoutMs} ms; last /status: ${last}`);
       await sleep(100);
@@ -155,19 +187,26 @@ function allReady(status, names) {
   return names.every((n) => list.some((u) => u.name === n && u.state === 'ready')) && text.length > 0;
 }
 
-/** Page through a v1 list method; returns { items, pages }. */
+/**
+ * Page through a v1 list method, following nextCursor; returns { items, pages, pageItems, cursors }:
+ * pageItems[i] holds the items of page i and cursors[i] the cursor sent for page i (undefined for the first).
+ */
 export async function listAll(fn, key) {
   const items = [];
+  const pageItems = [];
+  const cursors = [];
   let cursor;
   let pages = 0;
   do {
+    cursors.push(cursor);
     const r = await fn(cursor ? { cursor } : {});
     pages++;
     items.push(...r[key]);
+    pageItems.push(r[key]);
     cursor = r.nextCursor;
     if (pages > 100) throw new Error(`more than 100 pages of ${key}`);
   } while (cursor);
-  return { items, pages };
+  return { items, pages, pageItems, cursors };
 }
 
 export function textOf(result) {
