@@ -1314,7 +1314,9 @@ impl Gateway {
         }
         for (gid, p) in pending {
             if let Pending::Replay { seq, .. } = p {
-                self.replay_interrupted(now, u, seq, reason, undelivered.contains(&gid));
+                // Not `reason`: the host's words (logged above) may hold the upstream's private
+                // URL, and this one becomes the task's statusMessage, which clients see.
+                self.replay_interrupted(now, u, seq, "its link went down", undelivered.contains(&gid));
                 continue;
             }
             if let Pending::Client(call) = p {

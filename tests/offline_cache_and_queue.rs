@@ -162,7 +162,7 @@ fn an_idempotent_tool_interrupted_mid_replay_is_sent_again_with_the_same_key() {
     sim.hold_store = true;
     sim.connect(0);
     assert!(calls_seen(&sim, 0).is_empty(), "nothing is sent before the running state is durable");
-    assert_eq!(held_running(&sim), [id.clone()]);
+    assert_eq!(held_running(&sim), vec![id.clone()]);
     sim.release_store();
     assert_eq!(calls_seen(&sim, 0).len(), 1);
     sim.hold_store = false;
@@ -320,9 +320,16 @@ fn a_replayed_call_the_host_could_not_deliver_is_not_in_doubt() {
     let id = task_id(&r);
     sim.connect(0); // replay sends it; `slow` never answers
     undeliver_last_call(&mut sim);
+    // The host's reason names the upstream's private address; it goes to the log, not to clients.
+    let reason = "cannot reach http://10.0.0.7:9000/mcp: connection refused";
+    sim.gw.upstream_disconnected(sim.now, mcp_edge_gateway::UpstreamId(0), reason);
     sim.disconnect(0);
     let t = sim.call(s, Id::Num(2), "tasks/get", json!({"taskId": id})).unwrap();
     assert_eq!(t["status"], json!("working"), "queued again, not failed in doubt: {t}");
+    let admin = sim.gw.queue_entries();
+    assert!(admin["entries"][0]["message"].as_str().is_some_and(|m| m.contains("will be sent again")), "{admin}");
+    let seen = format!("{t} {} {admin}", sim.call(s, Id::Num(3), "tasks/list", json!({})).unwrap());
+    assert!(!seen.contains("10.0.0.7"), "the queue shows the upstream's address: {seen}");
 }
 
 // -------------------------------------------------------------------------------------------------

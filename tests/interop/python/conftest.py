@@ -19,6 +19,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ INTEROP = HERE.parent
 ROOT = INTEROP.parent.parent
 EVERYTHING = INTEROP / "node_modules/@modelcontextprotocol/server-everything/dist/index.js"
 MODERN_SERVER = INTEROP / "servers/modern_server.py"
+COUNTER_SERVER = INTEROP / "servers/counter_server.py"
 GATEWAY_BIN = os.environ.get("MCP_EDGE_GATEWAY_BIN", str(ROOT / "target/debug/mcp-edge-gateway"))
 PYTHON = sys.executable
 
@@ -167,6 +169,102 @@ class ModernServer:
     stop = kill9
 
 
+class CounterServer:
+    """servers/counter_server.py on a fixed port, started only when a test says so (until then the
+    port is reserved but closed: the upstream is down); restartable on the same port, where it has
+    forgotten every session. Its record() calls are logged to `log` (the ones that ran) and
+    `started_log` (each one's start and end)."""
+
+    def __init__(self, workdir: Path, delay_ms: int = 0, ttl_ms: int = 1000, get_stream: bool = True) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.log = workdir / "records.jsonl"
+        self.started_log = workdir / "started.jsonl"
+        self.delay_ms = delay_ms
+        self.ttl_ms = ttl_ms
+        self.get_stream = get_stream
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+    def start(self) -> None:
+        stderr = (self.workdir / "counter.log").open("a")
+        self.proc = subprocess.Popen(
+            [PYTHON, str(COUNTER_SERVER), "--port", str(self.port), "--log", str(self.log),
+             "--started-log", str(self.started_log), "--ttl-ms", str(self.ttl_ms),
+             "--delay-ms", str(self.delay_ms), *([] if self.get_stream else ["--no-get-stream"])],
+            stdout=subprocess.PIPE, stderr=stderr, text=True,
+        )
+        stderr.close()
+        line = self.proc.stdout.readline()
+        if not line.startswith("READY "):
+            self.kill9()
+            raise AssertionError(f"counter_server.py did not start: {line!r}\n"
+                                 f"{(self.workdir / 'counter.log').read_text()}")
+        wait_until(lambda: _connectable(self.port), 20, f"counter server on port {self.port}")
+
+    def kill9(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    @staticmethod
+    def _lines(path: Path) -> list[dict]:
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            return []
+        return [json.loads(ln) for ln in text.splitlines() if ln.strip()]
+
+    def records(self) -> list[dict]:
+        """The record() calls that ran, in order: [{"n", "key"}...]."""
+        return self._lines(self.log)
+
+    def unfinished(self) -> list[tuple[int, Any]]:
+        """(n, key) of record() calls that started and have not ended yet (finished or cancelled)."""
+        open_calls: Counter = Counter()
+        for e in self._lines(self.started_log):
+            open_calls[(e["n"], e["key"])] += 1 if e["phase"] == "start" else -1
+        return sorted((k for k, v in open_calls.items() for _ in range(v)), key=repr)
+
+
+def tcp_connections(pid: int, remote_port: int) -> list[str]:
+    """The TCP connections process `pid` holds open to 127.0.0.1:`remote_port`, as their states, counting
+    only ESTABLISHED and CLOSE_WAIT (a peer that closed, but the process has not noticed yet): the
+    connections on which a request could still be written. From /proc/<pid>/fd (socket inodes) and
+    /proc/<pid>/net/tcp{,6}."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue  # closed meanwhile
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    states = {"01": "ESTABLISHED", "08": "CLOSE_WAIT"}
+    out = []
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for ln in lines:
+            f = ln.split()
+            remote, state, inode = f[2], f[3], f[9]
+            if inode in inodes and int(remote.rsplit(":", 1)[1], 16) == remote_port and state in states:
+                out.append(states[state])
+    return out
+
+
+def wait_no_connections(pid: int, remote_port: int, timeout: float = 20) -> None:
+    """Wait until process `pid` holds no connection to the port it could still write a request on."""
+    wait_until(lambda: not tcp_connections(pid, remote_port), timeout,
+               f"pid {pid} to drop its connections to port {remote_port}",
+               detail=lambda: f"still open: {tcp_connections(pid, remote_port)}")
+
+
 def _connectable(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
@@ -195,6 +293,8 @@ class Gateway:
     # user's; pass the same data_dir to a second Gateway to restart on the first one's store.
     data_dir: Path | None = None
     extra_args: list[str] = field(default_factory=list)
+    # Extra environment variables (RUST_LOG, say) on top of the test's own.
+    env: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> "Gateway":
         if self.data_dir is None:
@@ -203,7 +303,7 @@ class Gateway:
             self.proc = subprocess.Popen(
                 [GATEWAY_BIN, "serve", "--config", str(self.config), "--listen", f"127.0.0.1:{self.port}",
                  "--data-dir", str(self.data_dir), *self.extra_args],
-                stdout=subprocess.DEVNULL, stderr=err,
+                stdout=subprocess.DEVNULL, stderr=err, env=os.environ | self.env,
             )
         _LIVE_GATEWAYS.append(self)
         return self
@@ -484,7 +584,8 @@ def _leaves(eg: BaseExceptionGroup) -> list[BaseException]:
 
 def run_async(coro):
     """asyncio.run, but an assertion failing inside `async with Client(...)` is reported as itself,
-    not wrapped in the transport's task-group ExceptionGroups."""
+    not wrapped in the transport's task-group ExceptionGroups (nor hidden behind what the transport
+    raised while being torn down: those are added to it as notes)."""
     import asyncio
 
     try:
@@ -493,4 +594,10 @@ def run_async(coro):
         leaves = _leaves(eg)
         if len(leaves) == 1:
             raise leaves[0] from None
+        failed = [e for e in leaves if isinstance(e, AssertionError)]
+        if len(failed) == 1:
+            for other in leaves:
+                if other is not failed[0]:
+                    failed[0].add_note(f"also raised meanwhile: {other!r}")
+            raise failed[0] from None
         raise

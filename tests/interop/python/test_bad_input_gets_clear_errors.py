@@ -77,6 +77,49 @@ def test_unparseable_bodies_get_400_parse_error(bad_topo, name):
     assert msg.get("id") is None, msg
 
 
+MAX_DEPTH = 64  # README: "Nesting deeper than 64 levels gets 400", counting the message object itself
+
+
+def _depth(v) -> int:
+    """Nesting depth of a JSON value, counted independently of the gateway: each object or array is a
+    level, scalars are none."""
+    if isinstance(v, dict):
+        return 1 + max(map(_depth, v.values()), default=0)
+    if isinstance(v, list):
+        return 1 + max(map(_depth, v), default=0)
+    return 0
+
+
+def _ping_nested(levels: int) -> tuple[dict, bytes]:
+    """A ping whose whole message nests `levels` deep: the message object, its params, and arrays
+    down to a number."""
+    inner: object = 1
+    for _ in range(levels - 2):
+        inner = [inner]
+    msg = {"jsonrpc": "2.0", "id": 64, "method": "ping", "params": {"x": inner}}
+    return msg, json.dumps(msg).encode()
+
+
+def test_nesting_exactly_at_the_limit_is_accepted_and_one_more_level_is_refused(bad_topo, sid):
+    """The depth limit is exactly 64 levels over the whole message, envelope included (serde_json's own
+    limit of 128 is not the one that applies): a ping 64 levels deep in a legacy session is answered
+    with a result; 65 levels get HTTP 400 with a parse error, before anything is routed."""
+    at, body = _ping_nested(MAX_DEPTH)
+    assert _depth(at) == MAX_DEPTH and _depth(json.loads(body)) == MAX_DEPTH
+    r = legacy_post(bad_topo.url, sid, body)
+    assert r.status == 200, f"a message {MAX_DEPTH} levels deep was refused: HTTP {r.status} {r.body[:300]!r}"
+    msg = r.rpc()
+    assert msg.get("id") == 64 and "result" in msg and "error" not in msg, \
+        f"a ping {MAX_DEPTH} levels deep got no result: {msg}"
+
+    over, body = _ping_nested(MAX_DEPTH + 1)
+    assert _depth(over) == MAX_DEPTH + 1 and _depth(json.loads(body)) == MAX_DEPTH + 1
+    msg = rpc_error(legacy_post(bad_topo.url, sid, body), 400, -32700)
+    assert msg.get("id") is None, msg
+    # The same bodies outside a session: the limit applies before anything else looks at them.
+    rpc_error(raw_request(bad_topo.url, body), 400, -32700)
+
+
 INVALID_REQUESTS = {
     "missing_jsonrpc": {"id": 1, "method": "ping"},
     "jsonrpc_1_0": {"jsonrpc": "1.0", "id": 1, "method": "ping"},

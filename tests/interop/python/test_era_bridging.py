@@ -11,6 +11,8 @@
 from __future__ import annotations
 
 import json
+import random
+import re
 import urllib.request
 
 import pytest
@@ -264,36 +266,116 @@ def test_request_state_replay_and_unknown_state_are_refused(topo):
     assert "declined" in _resume(url, token, key, req_id=7).rpc()["result"]["content"][0]["text"]
 
 
-def test_request_state_cannot_be_guessed_by_another_client(topo):
-    """requestState tokens cannot be guessed: a second client that parks calls of its own learns
-    nothing that leads to the victim's token, so it can neither answer the victim's elicitation nor
-    read the victim's tool result."""
-    import re
-    import time
+VICTIM_ARGS = {"who": "victim"}
+ATTACKER_ARGS = {"who": "attacker"}
 
+
+def _park_with(url: str, args: dict, req_id: int) -> tuple[str, str]:
+    """Like _park, for a call with these arguments (server-everything ignores them; the gateway binds
+    the requestState it mints to them)."""
+    res = modern_post(url, "tools/call", {"name": ELICIT_TOOL, "arguments": args}, req_id=req_id).rpc()["result"]
+    assert res["resultType"] == "input_required", res
+    (key, _), = res["inputRequests"].items()
+    return res["requestState"], key
+
+
+def _one_char_changed(token: str) -> list[str]:
+    """The token with one character changed, at every position: a hex or decimal digit becomes the
+    next one of its kind, a letter the next letter, anything else '_'."""
+    out = []
+    for i, c in enumerate(token):
+        if c.isdigit():
+            d = str((int(c) + 1) % 10)
+        elif c in "abcdef":
+            d = "0123456789abcdef"[(int(c, 16) + 1) % 16]
+        elif c in "ABCDEF":
+            d = "0123456789ABCDEF"[(int(c, 16) + 1) % 16]
+        elif c.isalpha():
+            d = chr((ord(c.lower()) - ord("a") + 1) % 26 + ord("a"))
+        else:
+            d = "_"
+        out.append(token[:i] + d + token[i + 1:])
+    return out
+
+
+def _neighbours(token: str, spread: int = 3) -> list[str]:
+    """Tokens "next to" this one: its trailing run of digits read as a number (hex, and decimal too
+    if it is all decimal), plus and minus 1..spread, at the same width. This is what a sequential
+    minting scheme would hand the previous and next callers."""
+    m = re.search(r"[0-9a-fA-F]+$", token)
+    if not m:
+        return []
+    run, head = m.group(0), token[:m.start()]
+    out = []
+    for base in (16, 10) if run.isdigit() else (16,):
+        n = int(run, base)
+        for d in range(1, spread + 1):
+            for v in (n - d, n + d):
+                if v < 0:
+                    continue
+                s = format(v, "x" if base == 16 else "d").zfill(len(run))
+                out.append(head + (s.upper() if run.isupper() else s))
+    return out
+
+
+def _same_shape(token: str, rng: random.Random) -> str:
+    """A random string of the token's shape: each digit (hex, or decimal if the token has no hex
+    letters) replaced by a random one, everything else kept."""
+    digits = "0123456789abcdef" if re.search(r"[a-f]", token) else "0123456789"
+    return "".join(rng.choice(digits) if c in digits else c for c in token)
+
+
+def test_request_state_cannot_be_guessed_by_another_client(topo):
+    """requestState tokens cannot be forged. A victim parks an elicitation; an attacker parks one of
+    its own (same tool, other arguments) and so learns what a token looks like, then tries to
+    resume the victim's call with the victim's arguments and "Mallory" as the answer, using: its
+    own token; its own token with one character changed, at every position; the tokens next to
+    its own (what a counter would have minted just before and after); its own token with the
+    arguments changed; and random strings of the same shape. Every attempt is refused (-32602 for
+    a token in the gateway's `gw-` namespace; anything else goes upstream as a new call and must
+    not come back completed), and afterwards the victim's own retry still completes with the
+    victim's answer, so no attempt reached the victim's call."""
     url = topo.url
-    victim_token, key = _park(url, req_id=1)  # the attacker never sees this
-    own_token, _ = _park(url, req_id=2)
-    hijacked = None
+    victim_token, victim_key = _park_with(url, VICTIM_ARGS, req_id=1)  # the attacker never sees this
+    own_token, own_key = _park_with(url, ATTACKER_ARGS, req_id=2)
+    assert own_token != victim_token
+    mallory = {"action": "accept", "content": {"name": "Mallory"}}
+
+    rng = random.Random(own_token)  # reproducible from the log if it ever fails
+    attempts: list[tuple[str, str, dict]] = [("own token, victim's arguments", own_token, VICTIM_ARGS)]
+    attempts += [("own token, one character changed", t, VICTIM_ARGS) for t in _one_char_changed(own_token)]
+    attempts += [("a token next to its own", t, VICTIM_ARGS) for t in _neighbours(own_token)]
+    attempts += [("own token, other arguments", own_token, a)
+                 for a in ({}, VICTIM_ARGS | {"extra": 1}, {"who": "attacker "}, {"who": None})]
+    attempts += [("a random token of the same shape", _same_shape(own_token, rng), VICTIM_ARGS) for _ in range(32)]
+    assert len(_neighbours(own_token)) >= 6, f"no trailing number in {own_token!r} to count from"
+
+    accepted = []
     try:
-        m = re.fullmatch(r"gw-(\d+)-(\d+)", own_token)
-        if m:
-            n, t = int(m.group(1)), int(m.group(2))
-            deadline = time.monotonic() + 20
-            for counter in (n - 1, n + 1):
-                for ms in range(t, max(t - 3000, -1), -1):
-                    if time.monotonic() > deadline:
-                        break
-                    guess = f"gw-{counter}-{ms}"
-                    r = _resume(url, guess, key, req_id=9,
-                                answer={"action": "accept", "content": {"name": "Mallory"}})
-                    if r.status == 200 and "result" in r.rpc():
-                        hijacked = (guess, r.rpc()["result"]["content"][1]["text"])
-                        break
-                if hijacked:
-                    break
+        for i, (what, token, args) in enumerate(attempts):
+            params = {"name": ELICIT_TOOL, "arguments": args, "requestState": token,
+                      "inputResponses": {victim_key: mallory}}
+            msg = modern_post(url, "tools/call", params, req_id=100 + i).rpc()
+            if token.startswith("gw-"):
+                if msg.get("error", {}).get("code") != -32602:
+                    accepted.append((what, token, args, json.dumps(msg)[:300]))
+                continue
+            # Not in the gateway's namespace: it goes upstream as a new call, which must not come
+            # back completed (it parks afresh; let that one go).
+            res = msg.get("result") or {}
+            if res.get("resultType") == "input_required" and res.get("requestState") not in (token, victim_token):
+                (k, _), = res["inputRequests"].items()
+                _resume(url, res["requestState"], k, args=args, req_id=1000 + i)
+            elif "error" not in msg:
+                accepted.append((what, token, args, json.dumps(msg)[:300]))
     finally:
-        _resume(url, own_token, key, req_id=10)
-        if not hijacked:
-            _resume(url, victim_token, key, req_id=11)
-    assert hijacked is None, f"another client guessed the requestState {hijacked[0]!r} and got: {hijacked[1]!r}"
+        own = _resume(url, own_token, own_key, args=ATTACKER_ARGS, req_id=3).rpc()
+        victim = _resume(url, victim_token, victim_key, args=VICTIM_ARGS, req_id=4,
+                         answer={"action": "accept", "content": {"name": "Victim"}}).rpc()
+    assert not accepted, (f"{len(accepted)} of {len(attempts)} forged requestStates were not refused "
+                          f"(attacker's token {own_token!r}):\n" + "\n".join(map(repr, accepted[:10])))
+    assert own.get("result", {}).get("resultType") == "complete", f"the attacker's own call: {own}"
+    assert "result" in victim and victim["result"].get("resultType") == "complete", (
+        f"the victim's own retry failed after the attempts (was its call hijacked?): {victim}")
+    text = "\n".join(c.get("text", "") for c in victim["result"]["content"])
+    assert "- Name: Victim" in text and "Mallory" not in text, f"the victim's call got: {text!r}"

@@ -1,6 +1,8 @@
 """The gateway's HTTP upstream connectors against real servers: @modelcontextprotocol/server-everything
 in Streamable HTTP mode (legacy era, sessions) and in legacy HTTP+SSE mode. A restarted HTTP server
-has forgotten the gateway's session: the gateway initialises a new one and the call still succeeds."""
+has forgotten the gateway's session: the gateway initialises a new one and the call still succeeds,
+also when the first the gateway hears of the restart is the 404 that refuses a client's call
+(servers/counter_server.py, Python `mcp` SDK, without a GET stream)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,16 @@ from pathlib import Path
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
+
+from conftest import (
+    CounterServer,
+    Gateway,
+    client_kwargs,
+    raw_request,
+    run_async,
+    text_of,
+    wait_no_connections,
+)
 
 HERE = Path(__file__).resolve().parent
 INTEROP = HERE.parent
@@ -176,3 +188,64 @@ def test_dead_sse_upstream_fails_clearly_while_the_other_keeps_working(http_topo
             return _text(await c.call_tool("evsse__echo", {"message": "back"}))
 
     assert asyncio.run(again()) == "Echo: back"
+
+
+EXPIRED = "session expired; initialising a new one"
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+def test_call_refused_by_an_expired_session_is_resent_on_a_new_one(tmp_path, mode):
+    """The upstream (a legacy session: `"era": "legacy"`) restarts and forgets the gateway's session,
+    and the gateway has no way to notice before the next call: the server has no GET stream (it
+    answers 405) and the gateway holds no connection to it any more. The client's next call is
+    answered 404 by the server; the gateway initialises a new session and re-sends the call, which
+    runs exactly once (the server's log), and the client sees its result, not an error."""
+    counter = CounterServer(tmp_path, get_stream=False)
+    counter.start()
+    cfg = tmp_path / "gateway.json"
+    cfg.write_text(json.dumps({"mcpServers": {"counter": {"url": counter.url, "era": "legacy"}}}))
+    gw = Gateway(cfg, tmp_path / "gateway.log", env={"RUST_LOG": "info"}).start()
+    try:
+        gw.wait_state({"counter"}, ready=True)
+        u = gw.upstream("counter")
+        assert u["era"] == "legacy", f"the upstream is not on a legacy session: {u}"
+        get = raw_request(counter.url, None, {"Accept": "text/event-stream"}, method="GET")
+        assert get.status == 405, f"the counter server offers a GET stream after all: HTTP {get.status}"
+
+        async def run():
+            async with Client(gw.url, **client_kwargs(mode)) as c:
+                r = await c.call_tool("counter__record", {"n": 1})
+                assert not r.is_error and text_of(r) == "recorded 1", r
+
+                counter.kill9()
+                # Not one connection left that could tell the gateway: the next call opens a new one.
+                await asyncio.to_thread(wait_no_connections, gw.pid, counter.port)
+                counter.start()
+                assert EXPIRED not in gw.log_text(), "the gateway noticed the restart before the call"
+                assert gw.upstream("counter")["state"] == "ready", gw.upstream("counter")
+
+                # Not cancelled on a timeout (the SDK's teardown noise would hide the failure): the
+                # client is closed, and the test fails below.
+                call = asyncio.create_task(c.call_tool("counter__record", {"n": 2}))
+                done, _ = await asyncio.wait({call}, timeout=20)
+                return call.result() if done else None
+
+        r = run_async(run())
+        log = gw.log_text()
+        assert r is not None, f"the call refused by the expired session was never answered\n{log}"
+        assert not r.is_error and text_of(r) == "recorded 2", f"the client saw: {r}\n{log}"
+        assert log.count(EXPIRED) == 1, f"the gateway did not renew the session because of the 404:\n{log}"
+        ns = [x["n"] for x in counter.records()]
+        assert ns == [1, 2], f"the upstream ran these calls: {ns}"
+
+        async def after():
+            async with Client(gw.url, **client_kwargs(mode)) as c:
+                return await c.call_tool("counter__record", {"n": 3})
+
+        assert text_of(run_async(after())) == "recorded 3"
+        assert [x["n"] for x in counter.records()] == [1, 2, 3]
+        assert "panicked" not in gw.log_text()
+    finally:
+        gw.stop()
+        counter.kill9()

@@ -6,12 +6,14 @@
   never run twice, even when the gateway dies during replay; queued calls can be cancelled; a full store
   refuses to queue instead of pretending;
 - durable cache: reads and lists are served stale while the upstream is down, but a `cacheScope:
-  "private"` result only to the auth context that fetched it;
+  "private"` result only to the auth context that fetched it, stale or fresh (with the upstream up,
+  another context's read goes to the upstream);
 - a corrupt store stops the gateway at startup with a clear error, leaving the file alone.
 
 Every test builds its own gateway (with its own --data-dir) and counter server on free ports and kills
 them by PID at the end. The counter server logs each record() call (n and idempotency key) to a file,
-which is the ground truth for "ran exactly once".
+which is the ground truth for "ran exactly once", and each call's start and end to another, so a test
+can wait until no call is still running instead of sleeping.
 """
 
 from __future__ import annotations
@@ -29,22 +31,21 @@ import anyio
 import pytest
 
 from conftest import (
-    INTEROP,
     LEGACY,
-    PYTHON,
+    CounterServer,
     Gateway,
     _connectable,
     free_port,
     modern_post,
     raw_request,
+    wait_no_connections,
     wait_until,
 )
 
-COUNTER_SERVER = INTEROP / "servers/counter_server.py"
 QUEUED = "io.github.mcp-edge-gateway/queued"
 CACHE = "io.github.mcp-edge-gateway/cache"
 TOOL = "counter__record"
-TTL_MS = 1000  # ttlMs of the counter server's cacheable results
+TTL_MS = 1000  # ttlMs of the counter server's cacheable results (unless a test gives its own)
 REPLAY_TIMEOUT = 60
 
 _ids = itertools.count(100)
@@ -54,56 +55,12 @@ _ids = itertools.count(100)
 # Processes
 # ------------------------------------------------------------------------------------------------
 
-class CounterServer:
-    """servers/counter_server.py on a fixed port, started only when a test says so (until then the
-    port is reserved but closed: the upstream is down); restartable on the same port."""
-
-    def __init__(self, workdir: Path, delay_ms: int = 0) -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        self.log = workdir / "records.jsonl"
-        self.delay_ms = delay_ms
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/mcp"
-
-    def start(self) -> None:
-        stderr = (self.workdir / "counter.log").open("a")
-        self.proc = subprocess.Popen(
-            [PYTHON, str(COUNTER_SERVER), "--port", str(self.port), "--log", str(self.log),
-             "--ttl-ms", str(TTL_MS), "--delay-ms", str(self.delay_ms)],
-            stdout=subprocess.PIPE, stderr=stderr, text=True,
-        )
-        stderr.close()
-        line = self.proc.stdout.readline()
-        if not line.startswith("READY "):
-            self.kill9()
-            raise AssertionError(f"counter_server.py did not start: {line!r}\n"
-                                 f"{(self.workdir / 'counter.log').read_text()}")
-        wait_until(lambda: _connectable(self.port), 20, f"counter server on port {self.port}")
-
-    def kill9(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def records(self) -> list[dict]:
-        """The record() calls that ran, in order: [{"n", "key"}...]."""
-        try:
-            text = self.log.read_text()
-        except FileNotFoundError:
-            return []
-        return [json.loads(ln) for ln in text.splitlines() if ln.strip()]
-
-
 class Rig:
     """One test's counter server and gateways (and their shared data dir); torn down by PID."""
 
-    def __init__(self, tmp: Path, delay_ms: int = 0) -> None:
+    def __init__(self, tmp: Path, delay_ms: int = 0, ttl_ms: int = TTL_MS) -> None:
         self.tmp = tmp
-        self.counter = CounterServer(tmp, delay_ms)
+        self.counter = CounterServer(tmp, delay_ms, ttl_ms)
         self.data_dir = tmp / "data"
         self.gateways: list[Gateway] = []
 
@@ -166,6 +123,16 @@ def kill9(gw: Gateway) -> None:
 @pytest.fixture
 def rig(tmp_path):
     r = Rig(tmp_path)
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+@pytest.fixture
+def long_ttl_rig(tmp_path):
+    """The counter server's results live for ten minutes: a second read within a test is a cache hit."""
+    r = Rig(tmp_path, ttl_ms=600_000)
     try:
         yield r
     finally:
@@ -351,7 +318,9 @@ def test_kill9_during_replay_never_runs_a_call_twice(slow_rig):
 
     gw2 = rig.gateway(cfg, "gateway2")
     st = wait_terminal(gw2, ids)
-    time.sleep(0.5)  # a call the dead gateway left in flight may still land in the upstream's log
+    # A call the dead gateway left in flight may still land in the upstream's log: wait until every
+    # record() call that started has ended (ran, or was cancelled when its connection went away).
+    _wait(lambda: not rig.counter.unfinished(), 30, "every started record() call to end", gw2, 0.05)
 
     records = rig.counter.records()
     seen = Counter(r["n"] for r in records)
@@ -551,6 +520,60 @@ def test_private_entries_are_not_served_to_another_auth_context(rig):
     assert_healthy(gw)
 
 
+def _version(res: dict) -> int:
+    """K of the counter server's "private vK" / "public vK": how many reads the upstream had served."""
+    t = text(res)
+    assert t.startswith(("private v", "public v")), res
+    return int(t.rsplit("v", 1)[1])
+
+
+def test_fresh_private_entries_are_served_only_to_their_own_auth_context(long_ttl_rig):
+    """With the upstream up and a long ttlMs, alice's second read of counter://private is a fresh
+    cache hit (the same "private vK", no stale marker, one more hit in /status). Bob and an anonymous
+    client reading it meanwhile are not served alice's entry: each gets a fresh value from the
+    upstream (a new K), and from then on each is served its own entry. The upstream saw exactly three
+    reads, one per auth context, which a fourth context's read (v4) confirms."""
+    rig = long_ttl_rig
+    rig.counter.start()
+    gw = rig.gateway(rig.config(), "gateway")
+    gw.wait_state({"counter"}, ready=True, timeout=30)
+    read = {"uri": "counter://private"}
+
+    alice = Session(gw, {"Authorization": "Bearer alice"})
+    first = alice.result("resources/read", read)
+    assert _version(first) == 1, f"the first read of counter://private: {first}"
+    hits = gw.status()["cache"]["hits"]
+    second = alice.result("resources/read", read)
+    assert text(second) == text(first), f"alice's second read was not served from the cache: {second}"
+    assert not _cache_meta(second), f"a fresh hit, with the upstream up, is marked: {second}"
+    assert gw.status()["cache"]["hits"] == hits + 1, gw.status()["cache"]
+
+    sessions = {"alice": alice}
+    got = {"alice": text(first)}
+    for who, headers in (("bob", {"Authorization": "Bearer bob"}), ("an anonymous client", {})):
+        s = sessions[who] = Session(gw, headers)
+        res = s.result("resources/read", read)
+        assert text(res) not in got.values(), (
+            f"{who} was served another context's private entry: {text(res)!r} (so far: {got})")
+        assert _version(res) == len(got) + 1, f"{who} did not get a fresh value from the upstream: {res}"
+        assert not _cache_meta(res), f"{who}'s fresh read is marked as cached: {res}"
+        got[who] = text(res)
+
+    # Each context is now served its own entry, in a new session too; the modern era shares it.
+    for who, headers in (("alice", {"Authorization": "Bearer alice"}), ("bob", {"Authorization": "Bearer bob"}),
+                         ("an anonymous client", {})):
+        again = sessions[who].result("resources/read", read)
+        assert text(again) == got[who], f"{who} was not served its own entry: {again} (entries: {got})"
+        again = Session(gw, headers).result("resources/read", read)
+        assert text(again) == got[who], f"{who}, in a new session: {again} (entries: {got})"
+        msg = modern_post(gw.url, "resources/read", read, headers=headers).rpc()
+        assert "result" in msg and text(msg["result"]) == got[who], f"{who}, 2026-07-28: {msg} (entries: {got})"
+
+    carol = Session(gw, {"Authorization": "Bearer carol"}).result("resources/read", read)
+    assert _version(carol) == 4, f"the upstream served other reads than one per context: {carol} after {got}"
+    assert_healthy(gw)
+
+
 # ------------------------------------------------------------------------------------------------
 # Store integrity
 # ------------------------------------------------------------------------------------------------
@@ -621,9 +644,10 @@ def test_the_official_python_client_gets_queued_calls_when_the_upstream_dies(rig
             assert not r.is_error and text(r.model_dump(by_alias=True)) == "recorded 100", r
             rig.counter.kill9()
             # A call that races the death itself (written to a connection the upstream is dropping
-            # that very moment) may have reached it: it fails rather than risk running twice. A
-            # moment later the connection is refused, which proves the call never arrived.
-            await anyio.sleep(0.2)
+            # that very moment) may have reached it: it fails rather than risk running twice. Once
+            # the gateway holds no connection to the upstream any more, the next call must open one,
+            # is refused, and that proves it never arrived.
+            await anyio.to_thread.run_sync(wait_no_connections, gw.pid, rig.counter.port)
             texts = []
             for n in (101, 102):
                 r = await c.call_tool(TOOL, {"n": n})

@@ -6,6 +6,10 @@ modern.
   `--log` file (flushed and fsynced before answering) and returns "recorded <n>". The key is the
   request's `_meta["io.github.mcp-edge-gateway/idempotencyKey"]`, read from the SDK's request context.
   `--delay-ms` sleeps before recording, so a test can kill the gateway while a call is in flight.
+  With `--started-log FILE`, each record() call also appends `{"n", "key", "phase": "start"}` there
+  when it begins and `{"n", "key", "phase": "end", "recorded": <bool>}` when it ends, however it ends
+  (in a `finally`: also when the client went away and the SDK cancelled it). A test can then wait
+  until every call that started has ended, instead of sleeping in the hope that it has.
 - resource `counter://public`: "public v<k>", k counting reads; cacheScope "public", ttlMs `--ttl-ms`.
 - resource `counter://private`: "private v<k>"; cacheScope "private", ttlMs `--ttl-ms`.
 
@@ -14,8 +18,11 @@ per-resource hint (MCPServer's resources/read handler builds the result itself),
 SDK's public hook around every request, rewrites `cacheScope` on the 2026-07-28 wire form of
 counter://private's result. Legacy-era results carry no hints (the SDK sieves them out).
 
+`--no-get-stream` answers GET on the MCP path with 405: no standalone GET stream (the spec allows it),
+so a client with a legacy session has no open stream that would tell it the server restarted.
+
 Usage: python counter_server.py --port PORT --log FILE [--host 127.0.0.1] [--path /mcp] [--ttl-ms MS]
-       [--delay-ms MS]
+       [--delay-ms MS] [--started-log FILE] [--no-get-stream]
 Prints "READY <port>" on stdout once listening.
 """
 
@@ -40,11 +47,20 @@ PRIVATE_URI = "counter://private"
 
 class Settings:
     log_path: str = ""
+    started_path: str = ""
     delay_s: float = 0.0
     ttl_ms: int = 1000
 
 
 reads = {PUBLIC_URI: 0, PRIVATE_URI: 0}
+
+
+def append_line(path: str, entry: dict) -> None:
+    """One JSON line, flushed and fsynced before returning."""
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(entry) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
 
 
 async def private_scope_by_uri(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
@@ -71,14 +87,19 @@ def build_server(ttl_ms: int) -> MCPServer:
     @mcp.tool()
     async def record(n: int, ctx: Context, pad: str = "") -> str:
         """Append {"n", "key"} to the log file; `pad` is ignored (it makes a call big)."""
-        if Settings.delay_s:
-            await anyio.sleep(Settings.delay_s)
         meta = ctx.request_context.meta or {}
-        line = json.dumps({"n": n, "key": meta.get(IDEMPOTENCY_KEY)}) + "\n"
-        with open(Settings.log_path, "a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
+        key = meta.get(IDEMPOTENCY_KEY)
+        recorded = False
+        if Settings.started_path:
+            append_line(Settings.started_path, {"n": n, "key": key, "phase": "start"})
+        try:
+            if Settings.delay_s:
+                await anyio.sleep(Settings.delay_s)
+            append_line(Settings.log_path, {"n": n, "key": key})
+            recorded = True
+        finally:
+            if Settings.started_path:
+                append_line(Settings.started_path, {"n": n, "key": key, "phase": "end", "recorded": recorded})
         return f"recorded {n}"
 
     @mcp.resource(PUBLIC_URI, name="public", mime_type="text/plain")
@@ -102,11 +123,14 @@ def main() -> None:
     p.add_argument("--log", required=True, help="file that record() appends to")
     p.add_argument("--ttl-ms", type=int, default=1000, help="ttlMs of every cacheable result")
     p.add_argument("--delay-ms", type=int, default=0, help="sleep before each record()")
+    p.add_argument("--started-log", default="", help="file that record() appends its start and end to")
+    p.add_argument("--no-get-stream", action="store_true", help="answer GET on the MCP path with 405")
     a = p.parse_args()
     Settings.log_path = a.log
+    Settings.started_path = a.started_log
     Settings.delay_s = a.delay_ms / 1000
     Settings.ttl_ms = a.ttl_ms
-    serve(build_server(a.ttl_ms), a.host, a.port, a.path)
+    serve(build_server(a.ttl_ms), a.host, a.port, a.path, get_stream=not a.no_get_stream)
 
 
 if __name__ == "__main__":
