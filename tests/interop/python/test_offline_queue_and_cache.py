@@ -120,33 +120,29 @@ def kill9(gw: Gateway) -> None:
     gw.proc.wait(10)
 
 
-@pytest.fixture
-def rig(tmp_path):
-    r = Rig(tmp_path)
+def _rig(tmp_path, **kw):
+    r = Rig(tmp_path, **kw)
     try:
         yield r
     finally:
         r.close()
+
+
+@pytest.fixture
+def rig(tmp_path):
+    yield from _rig(tmp_path)
 
 
 @pytest.fixture
 def long_ttl_rig(tmp_path):
     """The counter server's results live for ten minutes: a second read within a test is a cache hit."""
-    r = Rig(tmp_path, ttl_ms=600_000)
-    try:
-        yield r
-    finally:
-        r.close()
+    yield from _rig(tmp_path, ttl_ms=600_000)
 
 
 @pytest.fixture
 def slow_rig(tmp_path):
     """Each record() takes 100 ms, so a replay of 50 calls takes seconds: long enough to kill into."""
-    r = Rig(tmp_path, delay_ms=100)
-    try:
-        yield r
-    finally:
-        r.close()
+    yield from _rig(tmp_path, delay_ms=100)
 
 
 # ------------------------------------------------------------------------------------------------
