@@ -3,6 +3,9 @@
 
 use crate::protocol::Era;
 
+pub mod entry;
+pub use entry::{read_upstream, Transport};
+
 /// How exposed names are built from upstream names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Namespacing {

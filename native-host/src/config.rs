@@ -36,19 +36,12 @@
 //! max_bytes = 8388608                      # LRU cap on cached results
 //! ```
 
+use mcp_edge_gateway::config::read_upstream;
 use mcp_edge_gateway::{Era, GatewayConfig, Namespacing, UpstreamSpec};
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::path::Path;
 
-/// How the host reaches one upstream.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Transport {
-    Stdio { command: String, args: Vec<String>, env: BTreeMap<String, String>, cwd: Option<String> },
-    Http { url: String, headers: BTreeMap<String, String> },
-    Sse { url: String, headers: BTreeMap<String, String> },
-    Builtin,
-}
+pub use mcp_edge_gateway::config::Transport;
 
 #[derive(Debug, Clone)]
 pub struct HostConfig {
@@ -92,14 +85,6 @@ struct TomlCache {
     max_bytes: Option<usize>,
 }
 
-/// `cache_ttl_ms`: one number for every cacheable method, or per method.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum Ttl {
-    All(u64),
-    PerMethod(BTreeMap<String, u64>),
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TomlServer {
@@ -117,36 +102,6 @@ struct TomlNamespace {
     separator: Option<String>,
     /// Default for upstreams without their own `prefix`: true prefixes with the upstream name.
     prefix: Option<bool>,
-}
-
-/// One server entry, shared by both formats (the JSON format simply has fewer keys in practice).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ServerEntry {
-    command: Option<String>,
-    #[serde(default)]
-    args: Vec<String>,
-    #[serde(default)]
-    env: BTreeMap<String, String>,
-    cwd: Option<String>,
-    url: Option<String>,
-    #[serde(default)]
-    headers: BTreeMap<String, String>,
-    /// "stdio" | "http" | "streamable-http" | "sse" | "builtin" (Cursor and others write `type`).
-    #[serde(alias = "type")]
-    transport: Option<String>,
-    builtin: Option<String>,
-    prefix: Option<toml::Value>,
-    era: Option<String>,
-    /// Claude Desktop-style switch.
-    #[serde(default)]
-    disabled: bool,
-    /// Tools queued while the upstream is unreachable: names, "*", or "@<annotation>".
-    #[serde(default, alias = "offline_queue")]
-    offline_queue: Vec<String>,
-    /// Cache lifetimes for a legacy upstream's results.
-    #[serde(alias = "cache_ttl_ms")]
-    cache_ttl_ms: Option<Ttl>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -173,7 +128,7 @@ impl HostConfig {
                 ),
                 ..Default::default()
             },
-            transports: vec![Transport::Builtin],
+            transports: vec![Transport::Builtin("edge".into())],
             listen: None,
             allowed_origins: Vec::new(),
             max_body_bytes: 4 * 1024 * 1024,
@@ -215,8 +170,8 @@ impl HostConfig {
         }
         let default_prefix = f.namespace.prefix.unwrap_or(true);
         for (name, v) in f.upstreams {
-            let entry: ServerEntry = v.try_into().map_err(|e| format!("upstream {name:?}: {e}"))?;
-            cfg.add(&name, entry, default_prefix)?;
+            let v = serde_json::to_value(v).map_err(|e| format!("upstreams.{name}: {e}"))?;
+            cfg.add(&format!("upstreams.{name}"), &name, &v, default_prefix)?;
         }
         Ok(cfg)
     }
@@ -250,65 +205,24 @@ impl HostConfig {
             }
         }
         for (name, v) in f.mcp_servers {
-            let entry: ServerEntry = serde_json::from_value(v).map_err(|e| format!("mcpServers.{name}: {e}"))?;
-            cfg.add(&name, entry, default_prefix)?;
+            cfg.add(&format!("mcpServers.{name}"), &name, &v, default_prefix)?;
         }
         Ok(cfg)
     }
 
-    fn add(&mut self, name: &str, e: ServerEntry, default_prefix: bool) -> Result<(), String> {
-        if e.disabled {
-            return Ok(());
+    /// One upstream entry (read by the core, as for every format), if this host can reach it.
+    fn add(&mut self, at: &str, name: &str, v: &serde_json::Value, default_prefix: bool) -> Result<(), String> {
+        let Some((spec, transport)) = read_upstream(at, name, v, default_prefix)? else { return Ok(()) };
+        match &transport {
+            Transport::WebSocket { .. } => {
+                return Err(format!("{at}: WebSocket upstreams are for the browser; give its Streamable HTTP url"))
+            }
+            Transport::Builtin(b) if b != "edge" => {
+                return Err(format!("{at}.builtin: the built-in upstream is \"edge\", not {b:?}"))
+            }
+            _ => {}
         }
-        let kind = e.transport.as_deref().map(str::to_ascii_lowercase);
-        let transport = match (kind.as_deref(), &e.command, &e.url, &e.builtin) {
-            (Some("builtin"), ..) | (None, None, None, Some(_)) => Transport::Builtin,
-            (Some("stdio") | None, Some(cmd), None, None) => {
-                Transport::Stdio { command: cmd.clone(), args: e.args, env: e.env, cwd: e.cwd }
-            }
-            (Some("sse"), None, Some(url), None) => Transport::Sse { url: url.clone(), headers: e.headers },
-            (Some("http" | "streamable-http" | "streamablehttp" | "streamable_http"), None, Some(url), None) => {
-                Transport::Http { url: url.clone(), headers: e.headers }
-            }
-            (None, None, Some(url), None) => {
-                if url.trim_end_matches('/').ends_with("/sse") {
-                    Transport::Sse { url: url.clone(), headers: e.headers }
-                } else {
-                    Transport::Http { url: url.clone(), headers: e.headers }
-                }
-            }
-            _ => {
-                return Err(format!(
-                    "upstream {name:?}: give exactly one of `command` (stdio), `url` (http/sse) or `builtin`"
-                ))
-            }
-        };
-        let prefix = match e.prefix {
-            None => default_prefix.then(|| name.to_string()),
-            Some(toml::Value::Boolean(false)) => None,
-            Some(toml::Value::Boolean(true)) => Some(name.to_string()),
-            Some(toml::Value::String(s)) => Some(s),
-            Some(other) => return Err(format!("upstream {name:?}: prefix must be a string or a boolean, not {other}")),
-        };
-        let era = match e.era.as_deref() {
-            None | Some("auto") => None,
-            Some("legacy") => Some(Era::Legacy),
-            Some("modern") => Some(Era::Modern),
-            Some(o) => return Err(format!("upstream {name:?}: era must be auto, legacy or modern, not {o:?}")),
-        };
-        let era = if transport == Transport::Builtin { Some(Era::Legacy) } else { era };
-        let cache_ttl_ms = match e.cache_ttl_ms {
-            None => Vec::new(),
-            Some(Ttl::All(ms)) => vec![("*".to_string(), ms)],
-            Some(Ttl::PerMethod(m)) => m.into_iter().collect(),
-        };
-        self.gateway.upstreams.push(UpstreamSpec {
-            name: name.to_string(),
-            prefix,
-            era,
-            offline_queue: e.offline_queue,
-            cache_ttl_ms,
-        });
+        self.gateway.upstreams.push(spec);
         self.transports.push(transport);
         Ok(())
     }
@@ -404,5 +318,17 @@ mod tests {
         assert!(HostConfig::from_toml("[upstreams.a]\ncommand='x'\nurl='http://y'\n").is_err());
         assert!(HostConfig::from_toml("[upstreams.a]\nera='new'\ncommand='x'\n").is_err());
         assert!(HostConfig::from_toml("[bogus]\n").is_err());
+    }
+
+    #[test]
+    fn both_formats_refuse_a_bad_entry_with_the_same_message_naming_the_key() {
+        let t = HostConfig::from_toml("[upstreams.a]\ncommand = 'x'\nera = 'new'\n").unwrap_err();
+        let j = HostConfig::from_json(r#"{"mcpServers": {"a": {"command": "x", "era": "new"}}}"#).unwrap_err();
+        assert_eq!(t.strip_prefix("upstreams.a.era: "), j.strip_prefix("mcpServers.a.era: "), "{t} / {j}");
+        assert!(t.starts_with("upstreams.a.era: must be"), "{t}");
+        let ws = HostConfig::from_json(r#"{"mcpServers": {"w": {"url": "ws://h/ws"}}}"#).unwrap_err();
+        assert!(ws.contains("WebSocket upstreams are for the browser"), "{ws}");
+        let b = HostConfig::from_toml("[upstreams.e]\nbuiltin = 'kitchen'\n").unwrap_err();
+        assert!(b.starts_with("upstreams.e.builtin:"), "{b}");
     }
 }

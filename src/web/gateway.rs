@@ -13,6 +13,7 @@ use super::idb::IdbStore;
 use super::interop::{error_from_js, from_js, function, rpc_error, to_js, type_error};
 use super::local::LocalUpstream;
 use super::runtime::{self, Runtime, Shared};
+use crate::config::{read_upstream, Transport};
 use crate::engine::{Gateway as Engine, SessionId, UpstreamId};
 use crate::jsonrpc::{code, ErrorObject, Id, Message};
 use crate::store::{Snapshot, Store, StoreError};
@@ -495,61 +496,25 @@ fn build(config: &JsValue, storage: Option<(IdbStore, Snapshot, Option<Function>
     let mut kinds = Vec::new();
     let empty = Map::new();
     for (name, u) in cfg.get("upstreams").and_then(Value::as_object).unwrap_or(&empty) {
-        let url = u
-            .get("url")
-            .and_then(Value::as_str)
-            .ok_or_else(|| type_error(&format!("upstream {name:?}: `url` is required")))?
-            .to_string();
-        let ws = match u.get("transport").and_then(Value::as_str) {
-            Some("websocket") => true,
-            Some("http") => false,
-            None => url.starts_with("ws://") || url.starts_with("wss://"),
-            Some(o) => {
+        let at = format!("upstreams.{name}");
+        let Some((spec, transport)) = read_upstream(&at, name, u, default_prefix).map_err(|e| type_error(&e))? else {
+            continue;
+        };
+        kinds.push(match transport {
+            Transport::Http { url, headers } => Kind::Http(url, headers),
+            Transport::WebSocket { url } => Kind::Ws(url),
+            Transport::Sse { .. } => {
                 return Err(type_error(&format!(
-                    "upstream {name:?}: transport must be \"http\" or \"websocket\", not {o:?}"
+                    "{at}: the legacy HTTP+SSE transport is native only; give `transport: \"http\"` if the url speaks Streamable HTTP"
                 )))
             }
-        };
-        let era = match u.get("era").and_then(Value::as_str) {
-            None | Some("auto") => None,
-            Some("legacy") => Some(Era::Legacy),
-            Some("modern") => Some(Era::Modern),
-            Some(o) => {
-                return Err(type_error(&format!("upstream {name:?}: era must be auto, legacy or modern, not {o:?}")))
-            }
-        };
-        let offline_queue = match u.get("offlineQueue") {
-            None => Vec::new(),
-            Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
-                a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()
-            }
-            Some(_) => return Err(type_error(&format!("upstream {name:?}: offlineQueue must be an array of strings"))),
-        };
-        let cache_ttl_ms: Vec<(String, u64)> = match u.get("cacheTtlMs") {
-            None => Vec::new(),
-            Some(Value::Number(n)) if n.as_u64().is_some() => vec![("*".to_string(), n.as_u64().unwrap_or(0))],
-            Some(Value::Object(m)) if m.values().all(|v| v.as_u64().is_some()) => {
-                m.iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0))).collect()
-            }
-            Some(_) => {
+            _ => {
                 return Err(type_error(&format!(
-                    "upstream {name:?}: cacheTtlMs must be milliseconds or an object of method → milliseconds"
+                    "{at}: a browser gateway reaches its upstreams by `url` (Streamable HTTP or WebSocket)"
                 )))
             }
-        };
-        core.upstreams.push(UpstreamSpec {
-            name: name.clone(),
-            prefix: prefix_of(name, u.get("prefix"))?,
-            era,
-            offline_queue,
-            cache_ttl_ms,
         });
-        let headers: BTreeMap<String, String> = u
-            .get("headers")
-            .and_then(Value::as_object)
-            .map(|h| h.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).collect())
-            .unwrap_or_default();
-        kinds.push(if ws { Kind::Ws(url) } else { Kind::Http(url, headers) });
+        core.upstreams.push(spec);
     }
     let local = cfg.get("local");
     let local_name = local.and_then(|l| l.get("name")).and_then(Value::as_str).unwrap_or("page").to_string();

@@ -24,9 +24,11 @@ pub fn spawn_all(handle: &Handle, transports: &[Transport], names: &[String]) {
             Transport::Sse { url, headers } => {
                 tokio::spawn(sse::run(h, u, name, url, headers));
             }
-            Transport::Builtin => {
+            Transport::Builtin(_) => {
                 tokio::spawn(builtin::run(h, u));
             }
+            // The config refuses at start-up what this host cannot reach.
+            other => tracing::error!(upstream = %name, "no connector for {other:?}"),
         }
     }
 }
