@@ -3,10 +3,10 @@
 //! object. The keys mean the same everywhere and a bad one gets the same message, which names it.
 //! Hand-written over `serde_json::Value` rather than derived: derives cost the browser package size.
 //!
-//! Keys (the camelCase and snake_case spellings are both accepted): `command`, `args`, `env`, `cwd`
-//! (a stdio process); `url`, `headers` (Streamable HTTP, legacy HTTP+SSE or WebSocket, by
-//! `transport`, also spelt `type`, or guessed from the URL); `builtin`; `prefix`; `era`; `disabled`;
-//! `offlineQueue`; `cacheTtlMs`. Unknown keys are ignored: other programs' files carry their own.
+//! Keys: `command`, `args`, `env`, `cwd` (a stdio process); `url`, `headers` (Streamable HTTP, legacy
+//! HTTP+SSE or WebSocket, by `transport`, also spelt `type`, or guessed from the URL); `builtin`;
+//! `prefix`; `era`; `disabled`; `offlineQueue` (or `offline_queue`); `cacheTtlMs` (or
+//! `cache_ttl_ms`). Unknown keys are ignored: other programs' files carry their own.
 
 use super::UpstreamSpec;
 use crate::protocol::Era;
@@ -120,14 +120,12 @@ pub fn read_upstream(
     Ok(Some((spec, transport)))
 }
 
-/// `k` in camelCase, else in snake_case (`offlineQueue`, `offline_queue`).
+/// `k`, or its snake_case spelling for the two keys that have one.
 fn get<'a>(e: &'a Map<String, Value>, k: &str) -> Option<&'a Value> {
-    e.get(k).or_else(|| {
-        let snake: String = k
-            .chars()
-            .flat_map(|c| if c.is_ascii_uppercase() { vec!['_', c.to_ascii_lowercase()] } else { vec![c] })
-            .collect();
-        e.get(&snake)
+    e.get(k).or_else(|| match k {
+        "offlineQueue" => e.get("offline_queue"),
+        "cacheTtlMs" => e.get("cache_ttl_ms"),
+        _ => None,
     })
 }
 
