@@ -4,7 +4,11 @@
 use crate::protocol::Era;
 
 pub mod entry;
+pub mod groups;
+pub mod sampling;
 pub use entry::{read_upstream, Transport};
+pub use groups::read_groups;
+pub use sampling::{read_sampling, ProviderSpec, SamplingConfig};
 
 /// How exposed names are built from upstream names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +87,105 @@ pub struct GatewayConfig {
     /// How long a finished queued call's result is kept for retrieval, unless the client asked for
     /// another task TTL.
     pub queue_result_ttl_ms: u64,
+    /// An aggregated list page stops taking further upstreams' pages once it holds this many items.
+    pub list_page_size: usize,
+    /// Upstream groups: members that serve the same items, in order of preference.
+    pub groups: Vec<GroupSpec>,
+    /// Who answers an upstream's sampling request.
+    pub sampling: SamplingConfig,
+}
+
+/// A named, ordered list of upstreams that serve the same tools, prompts and resources. Clients see
+/// one namespace, the group's; each call goes to the first healthy member that has the item.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupSpec {
+    pub name: String,
+    /// Upstream indexes, in order of preference.
+    pub members: Vec<usize>,
+    /// Total time a call may take on one member, per method (`"*"` for every method).
+    pub timeout_ms: Vec<(String, u64)>,
+    /// Time to the member's first sign of life for a call (its answer, progress or a request of its
+    /// own for it), per method.
+    pub first_byte_timeout_ms: Vec<(String, u64)>,
+    pub breaker: BreakerPolicy,
+    pub retry: RetryPolicy,
+}
+
+impl GroupSpec {
+    fn lookup(t: &[(String, u64)], method: &str) -> Option<u64> {
+        let find = |m: &str| t.iter().find(|(k, _)| k == m).map(|(_, v)| *v);
+        find(method).or_else(|| find("*"))
+    }
+
+    pub fn total_for(&self, method: &str) -> Option<u64> {
+        Self::lookup(&self.timeout_ms, method)
+    }
+
+    pub fn first_byte_for(&self, method: &str) -> Option<u64> {
+        Self::lookup(&self.first_byte_timeout_ms, method)
+    }
+}
+
+/// When a member is ejected and let back (see [`crate::health`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakerPolicy {
+    /// Consecutive failures that open the breaker.
+    pub failures: u32,
+    /// Or this share of failed calls in the window, once it holds `min_calls`.
+    pub error_rate: f64,
+    pub window_ms: u64,
+    pub min_calls: u32,
+    /// The first ejection's length; each further one in a row doubles it, up to `max_cooldown_ms`.
+    pub cooldown_ms: u64,
+    pub max_cooldown_ms: u64,
+    /// How long the probe sent at the end of a cooldown may take.
+    pub probe_timeout_ms: u64,
+}
+
+impl Default for BreakerPolicy {
+    fn default() -> Self {
+        BreakerPolicy {
+            failures: 5,
+            error_rate: 0.5,
+            window_ms: 30_000,
+            min_calls: 10,
+            cooldown_ms: 5_000,
+            max_cooldown_ms: 60_000,
+            probe_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// Extra attempts for calls that may have run (safe ones only) and their budget.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Extra attempts per call, across members.
+    pub attempts: u32,
+    /// Before another attempt on the same member: exponential from this, jittered.
+    pub backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    /// Extra attempts stay under this share of the group's first attempts in the budget window...
+    pub budget_ratio: f64,
+    /// ...plus this many.
+    pub budget_min: u32,
+    pub budget_window_ms: u64,
+    /// Tools (their own names) whose calls are safe to run twice, beyond those annotated
+    /// `readOnlyHint` or `idempotentHint`.
+    pub safe_tools: Vec<String>,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 2,
+            backoff_ms: 100,
+            max_backoff_ms: 2_000,
+            budget_ratio: 0.2,
+            budget_min: 3,
+            budget_window_ms: 10_000,
+            safe_tools: Vec::new(),
+        }
+    }
 }
 
 impl Default for GatewayConfig {
@@ -100,6 +203,9 @@ impl Default for GatewayConfig {
             cache_max_bytes: 8 * 1024 * 1024,
             queue_max_entries: 10_000,
             queue_result_ttl_ms: 24 * 3_600_000,
+            list_page_size: 500,
+            groups: Vec::new(),
+            sampling: SamplingConfig::default(),
         }
     }
 }
@@ -134,7 +240,10 @@ impl GatewayConfig {
                     return Err(ConfigError::DuplicateName(u.name.clone()));
                 }
                 if let (Some(a), Some(b)) = (&other.prefix, &u.prefix) {
-                    if a == b {
+                    let same_group = self.groups.iter().any(|g| {
+                        g.members.contains(&i) && g.members.iter().any(|&m| self.upstreams[m].name == other.name)
+                    });
+                    if a == b && !same_group {
                         return Err(ConfigError::DuplicatePrefix(other.name.clone(), u.name.clone(), a.clone()));
                     }
                 }

@@ -27,6 +27,7 @@
 mod answers;
 mod calls;
 mod client;
+mod groups;
 mod links;
 mod lists;
 mod offline;
@@ -37,12 +38,14 @@ mod time;
 use crate::cache::Cache;
 use crate::config::{ConfigError, GatewayConfig};
 use crate::cursor::{self, Position};
+use crate::health::{Breaker, RetryBudget};
 use crate::jsonrpc::{code, ErrorObject, Id, Message};
 use crate::protocol::{self, meta, method, Era, ListKind};
 use crate::queue::Queue;
 use crate::routing::{item_key, Catalog, Collision};
 use crate::store::StoreOp;
 use crate::token::TokenSource;
+use groups::{Delayed, Failure, GroupCall};
 use offline::{CacheSlot, Replay, StoreWait, Waiter};
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -123,6 +126,10 @@ enum Pending {
     Catalog(ListKind),
     /// A request of ours whose answer nobody waits for (logging/setLevel fan-out and the like).
     Internal,
+    /// The `ping` that decides a half-open breaker.
+    Health {
+        deadline: Millis,
+    },
     /// A queued call being replayed.
     Replay {
         seq: u64,
@@ -153,6 +160,8 @@ struct ClientCall {
     round: Map<String, Value>,
     /// A cacheable request: what to cache its answer under.
     cache: Option<CacheSlot>,
+    /// A call to a group member: where it has been.
+    group: Option<GroupCall>,
 }
 
 impl ClientCall {
@@ -223,6 +232,13 @@ pub struct Stats {
     pub upstream_requests: u64,
     pub upstream_errors: u64,
     pub timeouts: u64,
+    /// Group calls sent to another member than the one they failed on.
+    pub failovers: u64,
+    /// Extra attempts of group calls (failovers included).
+    pub retries: u64,
+    pub breaker_transitions: u64,
+    /// Group calls that failed after they may have run, reported as in doubt.
+    pub in_doubt: u64,
 }
 
 /// The engine. See the module documentation for how to drive it.
@@ -256,6 +272,16 @@ pub struct Gateway {
     next_ticket: u64,
     /// Store batches not reported yet, oldest first (they are reported in order).
     tickets: VecDeque<(u64, StoreWait)>,
+    /// Each upstream's group, if it is a member.
+    member_of: Vec<Option<usize>>,
+    /// Each upstream's breaker (used for group members).
+    health: Vec<Breaker>,
+    /// Each group's retry budget.
+    budgets: Vec<RetryBudget>,
+    /// Group calls waiting out a backoff.
+    delayed: Vec<Delayed>,
+    /// Aggregated list requests being gathered.
+    gathers: HashMap<(SessionId, Id), lists::Gather>,
 }
 
 fn err(code: i64, msg: impl Into<String>) -> ErrorObject {
@@ -287,7 +313,18 @@ impl Gateway {
             })
             .collect();
         let n = cfg.upstreams.len();
+        let mut member_of = vec![None; n];
+        for (g, spec) in cfg.groups.iter().enumerate() {
+            for &m in &spec.members {
+                member_of[m] = Some(g);
+            }
+        }
         Ok(Gateway {
+            member_of,
+            health: vec![Breaker::default(); n],
+            budgets: vec![RetryBudget::default(); cfg.groups.len()],
+            delayed: Vec::new(),
+            gathers: HashMap::new(),
             catalog: Catalog::new(n),
             cache: Cache::new(cfg.cache_max_bytes),
             queue: Queue::default(),
@@ -345,8 +382,15 @@ impl Gateway {
                 min(d);
             }
             for p in u.pending.values() {
-                if let Pending::Client(c) = p {
-                    min(c.deadline);
+                match p {
+                    Pending::Client(c) => {
+                        min(c.deadline);
+                        if let Some(t) = c.group.as_ref().and_then(|g| g.first_byte) {
+                            min(t);
+                        }
+                    }
+                    Pending::Health { deadline } => min(*deadline),
+                    _ => {}
                 }
             }
         }
@@ -361,6 +405,9 @@ impl Gateway {
             }
         }
         if let Some(d) = self.offline_deadline() {
+            min(d);
+        }
+        if let Some(d) = self.health_deadline() {
             min(d);
         }
         if !self.deferred.is_empty() {
@@ -396,7 +443,12 @@ impl Gateway {
             .collect();
         let mut st = json!({ "upstreams": ups, "sessions": self.sessions.len(), "stats": {
             "clientRequests": self.stats.client_requests, "upstreamRequests": self.stats.upstream_requests,
-            "upstreamErrors": self.stats.upstream_errors, "timeouts": self.stats.timeouts } });
+            "upstreamErrors": self.stats.upstream_errors, "timeouts": self.stats.timeouts,
+            "failovers": self.stats.failovers, "retries": self.stats.retries,
+            "breakerTransitions": self.stats.breaker_transitions, "inDoubt": self.stats.in_doubt } });
+        if !self.cfg.groups.is_empty() {
+            st["groups"] = self.groups_status();
+        }
         if let (Some(o), Value::Object(x)) = (st.as_object_mut(), self.offline_status()) {
             o.extend(x);
         }

@@ -13,17 +13,21 @@
 //!   offline-queue policy.
 //! - [`store`]: the `Store` trait the platforms implement (IndexedDB, SQLite, memory).
 //! - [`cache`], [`queue`]: the cache's entries and LRU, the queue's entries and their task views.
+//! - [`health`]: group members' circuit breakers and the groups' retry budgets.
+//! - [`sampling`]: MCP sampling ↔ OpenAI chat completions, for providers that answer at the edge.
 #![forbid(unsafe_code)]
 
 pub mod cache;
 pub mod config;
 pub mod cursor;
 pub mod engine;
+pub mod health;
 pub mod http_client;
 pub mod jsonrpc;
 pub mod protocol;
 pub mod queue;
 pub mod routing;
+pub mod sampling;
 pub mod sse;
 pub mod store;
 pub mod token;

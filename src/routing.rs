@@ -84,6 +84,10 @@ impl Catalog {
                 let mut exposed = base_name(cfg, spec, kind, orig);
                 if let Some((owner, _)) = self.by_exposed.get(&(kind, exposed.clone())) {
                     let owner = *owner;
+                    // Members of one group serve the same items: the group routes among them.
+                    if cfg.groups.iter().any(|g| g.members.contains(&owner) && g.members.contains(&u)) {
+                        continue;
+                    }
                     if owner == u || !kind.named() {
                         // Duplicates within one upstream, or a URI served twice: first one wins.
                         if owner != u {

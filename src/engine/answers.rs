@@ -103,6 +103,8 @@ impl Gateway {
                 self.check_listed(now, u);
             }
             Pending::Internal => {}
+            // Any answer to the probe, even an error, shows the member is alive.
+            Pending::Health { .. } => self.member_ok(now, u),
             Pending::Replay { seq, .. } => self.replay_answered(now, u, seq, answer),
             Pending::Client(call) => self.call_answered(now, u, gid, *call, answer, rest),
         }
@@ -181,6 +183,18 @@ impl Gateway {
         rest: Map<String, Value>,
     ) {
         self.drop_client_index(u, gid, &call);
+        let mut call = call;
+        if call.group.is_some() {
+            match &answer {
+                Err(e) if groups::server_side(e) => {
+                    match self.group_failed(now, u, Box::new(call), Failure::ServerError) {
+                        Ok(()) => return,
+                        Err((c, _)) => call = *c,
+                    }
+                }
+                _ => self.member_ok(now, u),
+            }
+        }
         // A modern upstream asks for input: a modern client gets the result as is; a legacy client
         // is asked each question as a request of its own, and we retry for it.
         if let Ok(r) = &answer {
@@ -196,7 +210,7 @@ impl Gateway {
             Ok(mut r) => {
                 self.cache_store(now, u, &call, &r);
                 if let Some(kind) = call.list {
-                    r = self.finish_page(u, kind, r, Some(s));
+                    r = self.finish_page(u, kind, r);
                 }
                 if call.modern_client && r.is_object() {
                     if r.get("resultType").is_none() {
@@ -207,6 +221,9 @@ impl Gateway {
                         r["ttlMs"] = json!(0);
                         r["cacheScope"] = json!("private");
                     }
+                }
+                if let Some(kind) = call.list {
+                    return self.list_page_done(now, s, call.client_id, u, kind, r, call.modern_client);
                 }
                 self.out.push_back(Output::ToClient {
                     session: s,
@@ -238,6 +255,7 @@ impl Gateway {
                 let Some(tok) = params.as_ref().and_then(|p| p.get("progressToken")).and_then(Value::as_i64) else {
                     return;
                 };
+                self.group_alive(u, tok);
                 let Some(Pending::Client(c)) = self.ups[u.0].pending.get(&tok) else {
                     return;
                 };

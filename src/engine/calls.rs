@@ -69,6 +69,12 @@ impl Gateway {
             Ok(u) => u,
             Err(e) => return self.reply_err(s, id, e),
         };
+        // A group member: the group decides which member serves the item.
+        let item = self.group_of(u.0).and_then(|_| group_item(&m, &params));
+        let u = match &item {
+            Some((kind, key)) => self.group_target(u, *kind, key),
+            None => u,
+        };
         if m == method::TOOLS_CALL && self.maybe_enqueue(now, s, &id, u, &exposed, &mut params, modern) {
             return;
         }
@@ -97,7 +103,11 @@ impl Gateway {
                 return self.reply(s, id, json!({}));
             }
         }
-        self.forward(now, s, id, u, m, params, None, modern, slot);
+        if let Some(gid) = self.forward(now, s, id, u, m, params, None, modern, slot) {
+            if let Some((kind, key)) = item {
+                self.group_sent(now, u, gid, kind, key, None);
+            }
+        }
     }
 
     pub(super) fn route_uri(&self, uri: &str, modern: bool) -> Result<UpstreamId, ErrorObject> {
@@ -157,12 +167,13 @@ impl Gateway {
         list: Option<ListKind>,
         modern: bool,
         cache: Option<CacheSlot>,
-    ) {
+    ) -> Option<i64> {
         let link = self.ups[u.0].link;
         if link == Link::Down {
             let e = err(code::UPSTREAM_UNAVAILABLE, format!("upstream {:?} is unavailable", self.uname(u)))
                 .with_data(json!({"upstream": self.uname(u)}));
-            return self.reply_err(s, id, e);
+            self.reply_err(s, id, e);
+            return None;
         }
         let gid = self.ups[u.0].next_id;
         self.ups[u.0].next_id += 1;
@@ -184,9 +195,11 @@ impl Gateway {
             queued: false,
             round: Map::new(),
             cache,
+            group: None,
         };
         self.by_client.insert((s, id), (u, gid));
         self.dispatch(u, gid, call);
+        Some(gid)
     }
 
     pub(super) fn dispatch(&mut self, u: UpstreamId, gid: i64, mut call: ClientCall) {
@@ -277,5 +290,22 @@ impl Gateway {
         up.pending.insert(gid, p);
         self.send_up(u, Message::request(Id::Num(gid), m, params));
         gid
+    }
+}
+
+/// What a group routes a request on: the kind of item and the member's own name or URI.
+fn group_item(m: &str, params: &Value) -> Option<(ListKind, String)> {
+    let s = |p: &str| params.pointer(p).and_then(Value::as_str).map(str::to_string);
+    match m {
+        method::TOOLS_CALL => Some((ListKind::Tools, s("/name")?)),
+        method::PROMPTS_GET => Some((ListKind::Prompts, s("/name")?)),
+        method::RESOURCES_READ | method::RESOURCES_SUBSCRIBE | method::RESOURCES_UNSUBSCRIBE => {
+            Some((ListKind::Resources, s("/uri")?))
+        }
+        method::COMPLETE => match s("/ref/type")?.as_str() {
+            "ref/prompt" => Some((ListKind::Prompts, s("/ref/name")?)),
+            _ => Some((ListKind::Resources, s("/ref/uri")?)),
+        },
+        _ => None,
     }
 }

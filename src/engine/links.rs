@@ -93,6 +93,9 @@ impl Gateway {
             }
         }
         self.check_listed(now, u);
+        if self.health[u.0].state() == crate::health::BreakerState::HalfOpen {
+            self.send_health_probe(now, u);
+        }
         // A link that is back gets its queued calls at once; backoff is for failed replays.
         self.replay[u.0].next_try = now;
         self.pump(now, u);
@@ -136,17 +139,28 @@ impl Gateway {
                 self.replay_interrupted(now, u, seq, "its link went down", undelivered.contains(&gid));
                 continue;
             }
-            if let Pending::Client(call) = p {
+            if let Pending::Client(mut call) = p {
                 self.drop_client_index(u, gid, &call);
+                let never_sent = call.queued || undelivered.contains(&gid);
+                let mut in_doubt = false;
+                if call.group.is_some() {
+                    let f = if never_sent { Failure::NotSent } else { Failure::Sent };
+                    match self.group_failed(now, u, call, f) {
+                        Ok(()) => continue,
+                        Err((c, d)) => (call, in_doubt) = (c, d),
+                    }
+                }
                 // A call that never left (or never went out) may still be queued, as if it had
                 // arrived a moment later.
-                if (call.queued || undelivered.contains(&gid)) && self.requeue_undelivered(now, u, &call) {
+                if never_sent && self.requeue_undelivered(now, u, &call) {
                     continue;
                 }
                 if self.stale_fallback(now, u, &call) {
                     continue;
                 }
-                if let Some(kind) = call.list {
+                if in_doubt {
+                    self.give_up(now, u, call, Failure::Sent, None);
+                } else if let Some(kind) = call.list {
                     self.list_fallback(now, u, *call, kind);
                 } else if let Some(s) = call.session {
                     let e = err(code::UPSTREAM_UNAVAILABLE, format!("upstream {name:?} became unavailable"))

@@ -355,7 +355,7 @@ impl Gateway {
         let stale = !(e.t <= wall && wall < e.t.saturating_add(e.ttl));
         let mut r = e.v;
         if let Some(kind) = list {
-            r = self.finish_page(u, kind, r, Some(s));
+            r = self.finish_page(u, kind, r);
         }
         if !r.is_object() {
             r = json!({});
@@ -376,7 +376,10 @@ impl Gateway {
             r["_meta"][meta::CACHE] =
                 json!({"stale": stale, "offline": offline, "ageMs": wall.saturating_sub(e.t), "upstream": e.u});
         }
-        self.reply(s, id, r);
+        match list {
+            Some(kind) => self.list_page_done(now, s, id, u, kind, r, modern),
+            None => self.reply(s, id, r),
+        }
     }
 
     /// Keep a cacheable answer: TTL from the upstream's `ttlMs`, else from config, else 0 (then it is

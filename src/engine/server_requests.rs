@@ -134,6 +134,9 @@ impl Gateway {
         if m == method::PING {
             return self.send_up(u, Message::response(id, json!({})));
         }
+        if let Some(g) = related {
+            self.group_alive(u, g);
+        }
         // Which client. Over HTTP the request comes on the stream of the call that caused it
         // (`related`). Over stdio nothing links the two: it goes to the one session with calls in
         // flight on this upstream. If calls of several sessions are in flight, asking any of them
@@ -301,7 +304,9 @@ impl Gateway {
                 let kind = if m == method::TOOLS_CALL { ListKind::Tools } else { ListKind::Prompts };
                 let name = params.get("name").and_then(Value::as_str).unwrap_or_default();
                 self.catalog.resolve_name(&self.cfg, kind, name).is_some_and(|(u, orig)| {
-                    u == p.upstream.0 && call.sent_params.get("name").and_then(Value::as_str) == Some(orig.as_str())
+                    let same =
+                        u == p.upstream.0 || self.group_of(u).is_some_and(|g| self.group_of(p.upstream.0) == Some(g));
+                    same && call.sent_params.get("name").and_then(Value::as_str) == Some(orig.as_str())
                 })
             }
             _ => params.get("uri").is_some() && params.get("uri") == call.sent_params.get("uri"),

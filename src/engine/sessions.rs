@@ -43,6 +43,7 @@ impl Gateway {
     /// survive; they belong to no session), and requests it was asked to answer fail upstream.
     pub fn close_session(&mut self, _now: Millis, s: SessionId) {
         let Some(closed) = self.sessions.remove(&s) else { return };
+        self.gathers.retain(|(x, _), _| *x != s);
         let mine: Vec<_> = self.by_client.keys().filter(|(x, _)| *x == s).cloned().collect();
         for key in mine {
             if let Some((u, gid)) = self.by_client.remove(&key) {

@@ -17,7 +17,12 @@ impl Gateway {
                 .pending
                 .iter()
                 .filter_map(|(g, p)| match p {
-                    Pending::Client(c) if c.deadline <= now => Some(*g),
+                    Pending::Client(c)
+                        if c.deadline <= now
+                            || c.group.as_ref().and_then(|g| g.first_byte).is_some_and(|t| t <= now) =>
+                    {
+                        Some(*g)
+                    }
                     _ => None,
                 })
                 .collect();
@@ -36,10 +41,27 @@ impl Gateway {
                         ),
                     );
                 }
+                let mut call = call;
+                let mut in_doubt = false;
+                if call.group.is_some() {
+                    let f = if call.queued { Failure::NotSent } else { Failure::Sent };
+                    match self.group_failed(now, uid, call, f) {
+                        Ok(()) => continue,
+                        Err((c, d)) => (call, in_doubt) = (c, d),
+                    }
+                }
                 if self.stale_fallback(now, uid, &call) {
                     continue;
                 }
-                if let Some(kind) = call.list {
+                if in_doubt {
+                    let name = self.uname(uid).to_string();
+                    let e = err(
+                        code::REQUEST_TIMEOUT,
+                        format!("upstream {name:?} did not answer in time; the call may have run there, so it is in doubt and was not repeated"),
+                    )
+                    .with_data(json!({"upstream": name, "inDoubt": true}));
+                    self.give_up(now, uid, call, Failure::Sent, Some(e));
+                } else if let Some(kind) = call.list {
                     self.list_fallback(now, uid, *call, kind);
                 } else if let Some(s) = call.session {
                     let name = self.uname(uid).to_string();
@@ -68,6 +90,7 @@ impl Gateway {
                 self.replay_interrupted(now, UpstreamId(u), seq, "timed out", false);
             }
         }
+        self.health_timeout(now);
         self.offline_timeout(now);
         self.parked.retain(|_, p| p.expires > now);
         if let Some(s) = self.started_at {

@@ -19,6 +19,10 @@ pub struct FakeServer {
     pub seen: Vec<Message>,
     /// Whether the server answers at all (a hung server does not).
     pub answers_discover: bool,
+    /// Accepts every message and answers none (a hanging server).
+    pub hung: bool,
+    /// Answers every tools/call with a server-side error (-32603).
+    pub failing: bool,
     next_id: i64,
     /// Legacy `ask`: our elicitation request id → the tools/call id waiting for it.
     waiting: Vec<(i64, Id)>,
@@ -34,6 +38,8 @@ impl FakeServer {
             page_size: 100,
             seen: vec![],
             answers_discover: true,
+            hung: false,
+            failing: false,
             next_id: 1000,
             waiting: vec![],
         }
@@ -66,6 +72,9 @@ impl FakeServer {
     /// React to one message; returns what the server sends back.
     pub fn on(&mut self, m: Message) -> Vec<Message> {
         self.seen.push(m.clone());
+        if self.hung {
+            return vec![];
+        }
         match m {
             Message::Request { id, method, params, .. } => self.request(id, &method, params),
             Message::Response { id: Id::Num(n), result, .. } => {
@@ -128,6 +137,10 @@ impl FakeServer {
                         if t.starts_with("idem") {
                             tool["annotations"] = json!({"idempotentHint": true});
                         }
+                        // Tools named read* only read.
+                        if t.starts_with("read") {
+                            tool["annotations"] = json!({"readOnlyHint": true});
+                        }
                         tool
                     })
                     .collect();
@@ -157,6 +170,9 @@ impl FakeServer {
                 let name = p["name"].as_str().unwrap_or_default().to_string();
                 if !self.tools.contains(&name) {
                     return err(-32602, &format!("Unknown tool: {name}"));
+                }
+                if self.failing {
+                    return err(-32603, "internal error");
                 }
                 match name.as_str() {
                     "slow" | "idem_slow" => vec![],
@@ -357,6 +373,15 @@ impl Sim {
     }
 
     /// Send a request and return its final answer (result or error), asserting there is one.
+    /// How many `tools/call` requests upstream `u` received.
+    pub fn calls_seen(&self, u: usize) -> usize {
+        self.servers[u]
+            .seen
+            .iter()
+            .filter(|m| matches!(m, Message::Request { method, .. } if method == "tools/call"))
+            .count()
+    }
+
     pub fn call(
         &mut self,
         s: SessionId,
