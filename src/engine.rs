@@ -31,6 +31,7 @@ mod groups;
 mod links;
 mod lists;
 mod offline;
+mod sampling;
 mod server_requests;
 mod sessions;
 mod time;
@@ -82,6 +83,11 @@ pub enum Output {
     /// Apply this batch to the store (see [`crate::store::Store`]), after every earlier batch, then
     /// report the outcome with [`Gateway::store_done`] and this ticket.
     Store { ticket: u64, ops: Vec<StoreOp> },
+    /// Ask a sampling provider: POST `request` as JSON to `url` (an OpenAI-compatible chat
+    /// completions endpoint) with the provider's API key if it has one; or, when `url` is empty,
+    /// hand `request` (the MCP sampling params) to the host's built-in provider of that name. Report
+    /// the response body, or why there is none, with [`Gateway::sampling_done`].
+    Sample { job: u64, provider: String, url: String, request: Value },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,6 +188,9 @@ struct Collect {
     waiting: usize,
     responses: Map<String, Value>,
     request_state: Option<Value>,
+    /// For a modern client whose input requests the sampling chain answers: the upstream's result,
+    /// handed over as it was if the chain falls through to the client.
+    original: Option<Value>,
 }
 
 /// What a request we sent to a client is for.
@@ -282,6 +291,12 @@ pub struct Gateway {
     delayed: Vec<Delayed>,
     /// Aggregated list requests being gathered.
     gathers: HashMap<(SessionId, Id), lists::Gather>,
+    /// Sampling requests going down the provider chain.
+    jobs: HashMap<u64, sampling::Job>,
+    next_job: u64,
+    /// Sampling answers and failures per provider.
+    sampled: std::collections::BTreeMap<String, u64>,
+    sample_failures: std::collections::BTreeMap<String, u64>,
 }
 
 fn err(code: i64, msg: impl Into<String>) -> ErrorObject {
@@ -325,6 +340,10 @@ impl Gateway {
             budgets: vec![RetryBudget::default(); cfg.groups.len()],
             delayed: Vec::new(),
             gathers: HashMap::new(),
+            jobs: HashMap::new(),
+            next_job: 1,
+            sampled: Default::default(),
+            sample_failures: Default::default(),
             catalog: Catalog::new(n),
             cache: Cache::new(cfg.cache_max_bytes),
             queue: Queue::default(),
@@ -410,6 +429,9 @@ impl Gateway {
         if let Some(d) = self.health_deadline() {
             min(d);
         }
+        if let Some(d) = self.sampling_deadline() {
+            min(d);
+        }
         if !self.deferred.is_empty() {
             if let Some(s) = self.started_at {
                 min(s + self.cfg.startup_grace_ms);
@@ -448,6 +470,9 @@ impl Gateway {
             "breakerTransitions": self.stats.breaker_transitions, "inDoubt": self.stats.in_doubt } });
         if !self.cfg.groups.is_empty() {
             st["groups"] = self.groups_status();
+        }
+        if self.cfg.sampling.active() {
+            st["sampling"] = self.sampling_status();
         }
         if let (Some(o), Value::Object(x)) = (st.as_object_mut(), self.offline_status()) {
             o.extend(x);

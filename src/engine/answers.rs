@@ -198,7 +198,7 @@ impl Gateway {
         // A modern upstream asks for input: a modern client gets the result as is; a legacy client
         // is asked each question as a request of its own, and we retry for it.
         if let Ok(r) = &answer {
-            if protocol::is_input_required(r) && !call.modern_client {
+            if protocol::is_input_required(r) && (!call.modern_client || self.chain_takes(r)) {
                 return self.start_collect(now, u, call, r.clone());
             }
         }

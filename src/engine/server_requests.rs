@@ -19,6 +19,7 @@ impl Gateway {
             waiting: requests.len(),
             responses: Map::new(),
             request_state: r.get("requestState").cloned(),
+            original: call.modern_client.then(|| r.clone()),
         });
         call.deadline = now + self.cfg.request_timeout_ms;
         let client_id = call.client_id.clone();
@@ -30,6 +31,10 @@ impl Gateway {
         for (key, req) in requests {
             let m = req.get("method").and_then(Value::as_str).unwrap_or_default().to_string();
             let params = req.get("params").cloned();
+            if m == method::SAMPLE && self.cfg.sampling.active() {
+                self.start_sampling(now, sampling::Origin::Input { u, call: gid, key }, params);
+                continue;
+            }
             if !self.client_can(s, &m, params.as_ref()) {
                 // The client cannot answer this kind of question: the call fails clearly.
                 if let Some(Pending::Client(c)) = self.ups[u.0].pending.remove(&gid) {
@@ -137,6 +142,24 @@ impl Gateway {
         if let Some(g) = related {
             self.group_alive(u, g);
         }
+        if m == method::SAMPLE && self.cfg.sampling.active() {
+            return self.start_sampling(now, sampling::Origin::Request { u, id, related }, params);
+        }
+        if let Err(e) = self.ask_client(now, u, id.clone(), m, params, related) {
+            self.send_up(u, Message::error(Some(id), e));
+        }
+    }
+
+    /// Send a legacy upstream's request to the client it is for; `Err` when no client can answer it.
+    pub(super) fn ask_client(
+        &mut self,
+        now: Millis,
+        u: UpstreamId,
+        id: Id,
+        m: String,
+        params: Option<Value>,
+        related: Option<i64>,
+    ) -> Result<(), ErrorObject> {
         // Which client. Over HTTP the request comes on the stream of the call that caused it
         // (`related`). Over stdio nothing links the two: it goes to the one session with calls in
         // flight on this upstream. If calls of several sessions are in flight, asking any of them
@@ -186,7 +209,7 @@ impl Gateway {
                         code::INTERNAL_ERROR,
                         format!("{m} cannot be attributed to one client: calls of several clients are in flight on this link"),
                     );
-                    return self.send_up(u, Message::error(Some(id), e));
+                    return Err(e);
                 }
                 candidates.iter().map(|c| c.0).max()
             }
@@ -209,10 +232,11 @@ impl Gateway {
         let Some((s, gid, modern, client_id)) = target else {
             if m == method::ROOTS_LIST {
                 // No one (or several) to ask: empty roots leak nothing.
-                return self.send_up(u, Message::response(id, json!({"roots": []})));
+                self.send_up(u, Message::response(id, json!({"roots": []})));
+                return Ok(());
             }
             let e = err(code::METHOD_NOT_FOUND, format!("no single connected client could answer {m}"));
-            return self.send_up(u, Message::error(Some(id), e));
+            return Err(e);
         };
         let can = match gid.and_then(|g| self.ups[u.0].pending.get(&g)) {
             // A modern client declares its capabilities on each request, not in a session.
@@ -225,27 +249,28 @@ impl Gateway {
         };
         if !can {
             let e = err(code::METHOD_NOT_FOUND, format!("the client did not declare support for {m}"));
-            return self.send_up(u, Message::error(Some(id), e));
+            return Err(e);
         }
         if !modern {
             let sid = self.next_client_req(s);
             self.to_client.insert((s, sid), ToClientReq::Forwarded { upstream: u, upstream_id: id });
             let related = gid.map(|_| client_id);
-            return self.out.push_back(Output::ToClient {
+            self.out.push_back(Output::ToClient {
                 session: s,
                 related,
                 message: Message::Request { id: Id::Num(sid), method: m, params, rest: Map::new() },
             });
+            return Ok(());
         }
         // Modern client: answer its call with `input_required` and park the upstream call.
         let gid = gid.expect("modern targets come from a call");
         let Some(Pending::Client(call)) = self.ups[u.0].pending.get_mut(&gid) else {
-            return;
+            return Ok(());
         };
         if !protocol::may_require_input(&call.method) {
             let e =
                 err(code::METHOD_NOT_FOUND, format!("{m} cannot be bridged to a modern client during {}", call.method));
-            return self.send_up(u, Message::error(Some(id), e));
+            return Err(e);
         }
         let token = format!("gw-{}", self.tokens.next_hex());
         let key = match m.as_str() {
@@ -277,6 +302,7 @@ impl Gateway {
             "requestState": token,
         });
         self.reply(s, client_id, r);
+        Ok(())
     }
 
     /// A modern client retried a call with `requestState` we minted: resume the parked call.

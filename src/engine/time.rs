@@ -91,6 +91,7 @@ impl Gateway {
             }
         }
         self.health_timeout(now);
+        self.sampling_timeout(now);
         self.offline_timeout(now);
         self.parked.retain(|_, p| p.expires > now);
         if let Some(s) = self.started_at {

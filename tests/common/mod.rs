@@ -186,6 +186,31 @@ impl FakeServer {
                             json!({"message": "Your name?", "requestedSchema": {"type": "object"}}),
                         )]
                     }
+                    "sample" if self.era == Era::Legacy => {
+                        let rid = self.next_id;
+                        self.next_id += 1;
+                        self.waiting.push((rid, id));
+                        vec![Message::request(
+                            Id::Num(rid),
+                            "sampling/createMessage",
+                            json!({"messages": [{"role": "user", "content": {"type": "text", "text": "Say hi"}}],
+                                   "systemPrompt": "Be brief.", "maxTokens": 20,
+                                   "modelPreferences": {"hints": [{"name": p.pointer("/arguments/hint").and_then(Value::as_str).unwrap_or("smol")}]}}),
+                        )]
+                    }
+                    "sample" => match p.get("inputResponses") {
+                        None => vec![Message::response(
+                            id,
+                            json!({"resultType": "input_required",
+                                   "inputRequests": {"llm": {"method": "sampling/createMessage", "params": {
+                                       "messages": [{"role": "user", "content": {"type": "text", "text": "Say hi"}}], "maxTokens": 20}}},
+                                   "requestState": "opaque-state-2"}),
+                        )],
+                        Some(r) => vec![Message::response(
+                            id,
+                            json!({"resultType": "complete", "content": [{"type": "text", "text": format!("answer: {}", r["llm"])}]}),
+                        )],
+                    },
                     "ask" => match p.get("inputResponses") {
                         None => vec![Message::response(
                             id,
@@ -241,6 +266,8 @@ pub struct Sim {
     /// Hold store batches instead of applying them (to look between "written" and "acknowledged").
     pub hold_store: bool,
     pub held: Vec<(u64, Vec<mcp_edge_gateway::StoreOp>)>,
+    /// Sampling requests the engine gave its host: (job, provider, url, request).
+    pub samples: Vec<(u64, String, String, Value)>,
 }
 
 pub fn spec(name: &str) -> UpstreamSpec {
@@ -261,6 +288,7 @@ impl Sim {
             store: Default::default(),
             hold_store: false,
             held: vec![],
+            samples: vec![],
         }
     }
 
@@ -294,6 +322,7 @@ impl Sim {
                     Output::ToClient { session, related, message } => self.inbox.push((session, related, message)),
                     Output::ToUpstream { upstream, message } => self.queue.push_back((upstream, message)),
                     Output::Log { message, .. } => self.logs.push(message),
+                    Output::Sample { job, provider, url, request } => self.samples.push((job, provider, url, request)),
                     Output::Store { ticket, ops } => {
                         if self.hold_store {
                             self.held.push((ticket, ops));
