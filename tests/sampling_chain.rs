@@ -110,7 +110,10 @@ fn nobody_left_is_a_clear_error_to_the_upstream() {
     sim.settle();
     let text = final_text(&mut sim, s, 1);
     assert!(text.contains("no sampling provider could answer"), "{text}");
-    assert!(text.contains("local: connection refused") && text.contains("cloud: HTTP 401") && text.contains("client:"), "{text}");
+    assert!(
+        text.contains("local: connection refused") && text.contains("cloud: HTTP 401") && text.contains("client:"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -118,9 +121,16 @@ fn images_skip_a_text_only_provider_and_hints_pick_the_model() {
     let mut sim = sim_with(FakeServer::legacy(&["sample"]), &["local", "cloud"]);
     let s = sim.legacy_client(json!({}));
     // The fake upstream's request names a hint from the call's arguments.
-    sim.send(s, Message::request(Id::Num(1), "tools/call", json!({"name": "a__sample", "arguments": {"hint": "vision"}})));
+    sim.send(
+        s,
+        Message::request(Id::Num(1), "tools/call", json!({"name": "a__sample", "arguments": {"hint": "vision"}})),
+    );
     let (job, provider, _, body) = sim.samples.remove(0);
-    assert_eq!((provider.as_str(), body["model"].as_str()), ("local", Some("smollm2-135m")), "no local model matches: its default");
+    assert_eq!(
+        (provider.as_str(), body["model"].as_str()),
+        ("local", Some("smollm2-135m")),
+        "no local model matches: its default"
+    );
     sim.gw.sampling_done(sim.now, job, Err("HTTP 500".into()));
     sim.settle();
     let (_, provider, _, body) = sim.samples.remove(0);
@@ -136,7 +146,10 @@ fn images_skip_a_text_only_provider_and_hints_pick_the_model() {
 fn a_modern_upstreams_input_required_sampling_is_answered_for_a_modern_client_without_sampling() {
     let mut sim = sim_with(FakeServer::modern(&["sample"]), &["local", "client"]);
     let s = sim.gw.open_session(sim.now);
-    sim.send(s, Message::request(Id::Num(1), "tools/call", json!({"name": "a__sample", "_meta": modern_meta(json!({}))})));
+    sim.send(
+        s,
+        Message::request(Id::Num(1), "tools/call", json!({"name": "a__sample", "_meta": modern_meta(json!({}))})),
+    );
     assert!(sim.take(s).is_empty(), "the chain answers before the client hears anything");
     let (job, provider, ..) = sim.samples.remove(0);
     assert_eq!(provider, "local");
@@ -160,7 +173,11 @@ fn a_modern_client_that_can_sample_gets_the_question_when_the_chain_falls_throug
     let s = sim.gw.open_session(sim.now);
     sim.send(
         s,
-        Message::request(Id::Num(1), "tools/call", json!({"name": "a__sample", "_meta": modern_meta(json!({"sampling": {}}))})),
+        Message::request(
+            Id::Num(1),
+            "tools/call",
+            json!({"name": "a__sample", "_meta": modern_meta(json!({"sampling": {}}))}),
+        ),
     );
     let (job, ..) = sim.samples.remove(0);
     sim.gw.sampling_done(sim.now, job, Err("down".into()));

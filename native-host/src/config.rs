@@ -36,9 +36,10 @@
 //! max_bytes = 8388608                      # LRU cap on cached results
 //! ```
 
-use mcp_edge_gateway::config::read_upstream;
+use mcp_edge_gateway::config::{read_groups, read_sampling, read_upstream};
 use mcp_edge_gateway::{Era, GatewayConfig, Namespacing, UpstreamSpec};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 pub use mcp_edge_gateway::config::Transport;
@@ -55,6 +56,18 @@ pub struct HostConfig {
     pub data_dir: Option<std::path::PathBuf>,
     /// Cap on the SQLite file.
     pub store_max_bytes: Option<u64>,
+    /// Sampling providers' API keys, by provider name, read from the environment or files at start.
+    pub api_keys: ApiKeys,
+}
+
+/// API keys, kept out of `Debug` output and logs.
+#[derive(Clone, Default)]
+pub struct ApiKeys(pub BTreeMap<String, String>);
+
+impl std::fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys().map(|k| format!("{k}: <redacted>"))).finish()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,6 +83,12 @@ struct TomlFile {
     storage: TomlStorage,
     #[serde(default)]
     cache: TomlCache,
+    /// Read by the core (`config::read_groups`).
+    #[serde(default)]
+    groups: toml::Table,
+    /// Read by the core (`config::read_sampling`).
+    #[serde(default)]
+    sampling: Option<toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -94,6 +113,8 @@ struct TomlServer {
     max_body_bytes: Option<usize>,
     request_timeout_ms: Option<u64>,
     instructions: Option<String>,
+    /// An aggregated list page takes no further upstream's page once it holds this many items.
+    list_page_size: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,16 +155,43 @@ impl HostConfig {
             max_body_bytes: 4 * 1024 * 1024,
             data_dir: None,
             store_max_bytes: None,
+            api_keys: ApiKeys::default(),
         }
     }
 
     pub fn load(path: &Path) -> Result<HostConfig, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let is_json = path.extension().is_some_and(|e| e == "json") || text.trim_start().starts_with('{');
-        let cfg = if is_json { Self::from_json(&text) } else { Self::from_toml(&text) }
+        let mut cfg = if is_json { Self::from_json(&text) } else { Self::from_toml(&text) }
             .map_err(|e| format!("{}: {e}", path.display()))?;
         cfg.gateway.validate().map_err(|e| format!("{}: {e}", path.display()))?;
+        cfg.read_api_keys(is_json, &|k| std::env::var(k).ok()).map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(cfg)
+    }
+
+    /// Each sampling provider's API key, from the variable or file its entry names. A variable that
+    /// is not set, or a file that cannot be read or is empty, stops the start-up naming the key.
+    pub fn read_api_keys(&mut self, json: bool, env: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
+        let at = if json { "gateway.sampling.providers" } else { "sampling.providers" };
+        let (env_key, file_key) = if json { ("apiKeyEnv", "apiKeyFile") } else { ("api_key_env", "api_key_file") };
+        for p in &self.gateway.sampling.providers {
+            let key = if let Some(var) = &p.api_key_env {
+                match env(var) {
+                    Some(v) if !v.trim().is_empty() => v.trim().to_string(),
+                    _ => return Err(format!("{at}.{}.{env_key}: the environment variable {var} is not set", p.name)),
+                }
+            } else if let Some(file) = &p.api_key_file {
+                match std::fs::read_to_string(file) {
+                    Ok(v) if !v.trim().is_empty() => v.trim().to_string(),
+                    Ok(_) => return Err(format!("{at}.{}.{file_key}: {file} is empty", p.name)),
+                    Err(e) => return Err(format!("{at}.{}.{file_key}: cannot read {file}: {e}", p.name)),
+                }
+            } else {
+                continue;
+            };
+            self.api_keys.0.insert(p.name.clone(), key);
+        }
+        Ok(())
     }
 
     pub fn from_toml(text: &str) -> Result<HostConfig, String> {
@@ -168,10 +216,19 @@ impl HostConfig {
         if let Some(m) = f.cache.max_bytes {
             cfg.gateway.cache_max_bytes = m;
         }
+        if let Some(n) = f.server.list_page_size {
+            cfg.gateway.list_page_size = n.max(1);
+        }
         let default_prefix = f.namespace.prefix.unwrap_or(true);
         for (name, v) in f.upstreams {
             let v = serde_json::to_value(v).map_err(|e| format!("upstreams.{name}: {e}"))?;
             cfg.add(&format!("upstreams.{name}"), &name, &v, default_prefix)?;
+        }
+        let groups = serde_json::to_value(f.groups).map_err(|e| format!("groups: {e}"))?;
+        read_groups("groups", &groups, &mut cfg.gateway)?;
+        if let Some(sp) = f.sampling {
+            let sp = serde_json::to_value(sp).map_err(|e| format!("sampling: {e}"))?;
+            cfg.gateway.sampling = read_sampling("sampling", &sp, &[])?;
         }
         Ok(cfg)
     }
@@ -183,6 +240,7 @@ impl HostConfig {
         cfg.gateway.instructions = None;
         cfg.transports.clear();
         let mut default_prefix = true;
+        let gateway = f.gateway.clone();
         if let Some(g) = f.gateway {
             if let Some(s) = g.get("separator").and_then(|v| v.as_str()) {
                 cfg.gateway.namespacing = Namespacing { separator: s.into() };
@@ -203,9 +261,20 @@ impl HostConfig {
             if let Some(m) = g.pointer("/cache/maxBytes").and_then(|v| v.as_u64()) {
                 cfg.gateway.cache_max_bytes = m as usize;
             }
+            if let Some(n) = g.get("listPageSize").and_then(|v| v.as_u64()) {
+                cfg.gateway.list_page_size = (n as usize).max(1);
+            }
         }
         for (name, v) in f.mcp_servers {
             cfg.add(&format!("mcpServers.{name}"), &name, &v, default_prefix)?;
+        }
+        if let Some(g) = gateway {
+            if let Some(groups) = g.get("groups") {
+                read_groups("gateway.groups", groups, &mut cfg.gateway)?;
+            }
+            if let Some(sp) = g.get("sampling") {
+                cfg.gateway.sampling = read_sampling("gateway.sampling", sp, &[])?;
+            }
         }
         Ok(cfg)
     }
@@ -330,5 +399,82 @@ mod tests {
         assert!(ws.contains("WebSocket upstreams are for the browser"), "{ws}");
         let b = HostConfig::from_toml("[upstreams.e]\nbuiltin = 'kitchen'\n").unwrap_err();
         assert!(b.starts_with("upstreams.e.builtin:"), "{b}");
+    }
+
+    #[test]
+    fn reads_groups_and_sampling_in_both_formats() {
+        let t = HostConfig::from_toml(
+            r#"
+            [server]
+            list_page_size = 50
+            [upstreams.local]
+            command = "x"
+            [upstreams.cloud]
+            url = "http://c/mcp"
+            [groups.search]
+            members = ["local", "cloud"]
+            first_byte_timeout_ms = 2000
+            breaker = { failures = 3 }
+            [sampling]
+            order = ["local", "cloud", "client"]
+            [sampling.providers.local]
+            url = "http://127.0.0.1:8080/v1"
+            model = "smollm2-135m"
+            [sampling.providers.cloud]
+            url = "https://llm.example/v1"
+            api_key_env = "CLOUD_LLM_KEY"
+            model = "big-model"
+            "#,
+        )
+        .unwrap();
+        let j = HostConfig::from_json(
+            r#"{"mcpServers": {"local": {"command": "x"}, "cloud": {"url": "http://c/mcp"}},
+                "gateway": {"listPageSize": 50,
+                  "groups": {"search": {"members": ["local", "cloud"], "firstByteTimeoutMs": 2000, "breaker": {"failures": 3}}},
+                  "sampling": {"order": ["local", "cloud", "client"], "providers": {
+                    "local": {"url": "http://127.0.0.1:8080/v1", "model": "smollm2-135m"},
+                    "cloud": {"url": "https://llm.example/v1", "apiKeyEnv": "CLOUD_LLM_KEY", "model": "big-model"}}}}}"#,
+        )
+        .unwrap();
+        for c in [&t, &j] {
+            assert_eq!(c.gateway.list_page_size, 50);
+            let members: Vec<&str> =
+                c.gateway.groups[0].members.iter().map(|&m| c.gateway.upstreams[m].name.as_str()).collect();
+            assert_eq!(members, ["local", "cloud"]);
+            assert_eq!(c.gateway.groups[0].breaker.failures, 3);
+            assert!(c.gateway.upstreams.iter().all(|u| u.prefix.as_deref() == Some("search")));
+            assert_eq!(c.gateway.sampling.order, ["local", "cloud", "client"]);
+        }
+        assert_eq!(t.gateway.groups[0].breaker, j.gateway.groups[0].breaker);
+        let sorted = |c: &HostConfig| {
+            let mut p = c.gateway.sampling.providers.clone();
+            p.sort_by(|a, b| a.name.cmp(&b.name));
+            p
+        };
+        assert_eq!(sorted(&t), sorted(&j));
+        let mut t2 = t.clone();
+        let e = t2.read_api_keys(false, &|_| None).unwrap_err();
+        assert_eq!(e, "sampling.providers.cloud.api_key_env: the environment variable CLOUD_LLM_KEY is not set");
+        let mut j2 = j.clone();
+        assert!(j2
+            .read_api_keys(true, &|_| None)
+            .unwrap_err()
+            .starts_with("gateway.sampling.providers.cloud.apiKeyEnv:"));
+        let mut ok = t.clone();
+        ok.read_api_keys(false, &|k| (k == "CLOUD_LLM_KEY").then(|| "sk-secret".to_string())).unwrap();
+        assert_eq!(ok.api_keys.0["cloud"], "sk-secret");
+        assert!(!format!("{ok:?}").contains("sk-secret"), "keys stay out of Debug output");
+    }
+
+    #[test]
+    fn bad_groups_and_providers_are_refused_naming_the_key() {
+        let base = "[upstreams.a]\ncommand = 'x'\n[upstreams.b]\ncommand = 'y'\n";
+        let e = |extra: &str| HostConfig::from_toml(&format!("{base}{extra}")).unwrap_err();
+        assert_eq!(e("[groups.g]\nmembers = ['a', 'zz']\n"), "groups.g.members[1]: no upstream is named \"zz\"");
+        assert!(e("[groups.g]\nmembers = ['a']\n[groups.h]\nmembers = ['a']\n").contains("already a member of group"));
+        assert!(e("[groups.a]\nmembers = ['b']\n").starts_with("groups.a: an upstream has this name"));
+        assert!(e("[groups.g]\nmembers = ['a']\nbreaker = { error_rate = 2 }\n")
+            .starts_with("groups.g.breaker.error_rate:"));
+        assert!(e("[sampling.providers.local]\nmodel = 'm'\n").starts_with("sampling.providers.local.url: required"));
     }
 }

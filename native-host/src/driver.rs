@@ -40,6 +40,43 @@ pub enum Cmd {
     Queue(Option<String>, oneshot::Sender<Option<serde_json::Value>>),
     /// Orderly stop: close the store (its last batches written, the WAL checkpointed), then reply.
     Shutdown(oneshot::Sender<()>),
+    /// A sampling provider's response body (or why there is none).
+    SamplingDone(u64, Result<serde_json::Value, String>),
+}
+
+/// How the host reaches sampling providers: one HTTP client, and each provider's API key.
+#[derive(Clone, Default)]
+pub struct Providers {
+    pub client: reqwest::Client,
+    pub keys: std::collections::BTreeMap<String, String>,
+}
+
+impl Providers {
+    /// POST one chat-completions request. The reason for a failure never holds the URL or the key
+    /// (it reaches the upstream in the chain's error); the log gets the details.
+    async fn ask(&self, provider: &str, url: &str, body: &serde_json::Value) -> Result<serde_json::Value, String> {
+        let mut req = self.client.post(url).header("content-type", "application/json").body(body.to_string());
+        if let Some(k) = self.keys.get(provider) {
+            req = req.bearer_auth(k);
+        }
+        let resp = req.send().await.map_err(|e| {
+            tracing::debug!(provider, "sampling provider request failed: {e}");
+            if e.is_connect() {
+                "it cannot be reached".to_string()
+            } else if e.is_timeout() {
+                "it did not answer in time".to_string()
+            } else {
+                "the request failed".to_string()
+            }
+        })?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|_| "its answer was cut off".to_string())?;
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).replace(['\n', '\r'], " ");
+            return Err(format!("HTTP {}: {text}", status.as_u16()));
+        }
+        serde_json::from_slice(&bytes).map_err(|_| "its answer is not JSON".to_string())
+    }
 }
 
 /// A cheap, cloneable handle to the engine task.
@@ -102,10 +139,11 @@ pub fn spawn_with(
     gw: Gateway,
     origin: Instant,
     store: Option<StoreThread>,
+    providers: Providers,
     tx: mpsc::UnboundedSender<Cmd>,
     rx: mpsc::UnboundedReceiver<Cmd>,
 ) -> Handle {
-    tokio::spawn(run(gw, origin, store, rx, tx.clone()));
+    tokio::spawn(run(gw, origin, store, providers, rx, tx.clone()));
     Handle { tx }
 }
 
@@ -113,6 +151,7 @@ async fn run(
     mut gw: Gateway,
     origin: Instant,
     mut store: Option<StoreThread>,
+    providers: Providers,
     mut rx: mpsc::UnboundedReceiver<Cmd>,
     me: mpsc::UnboundedSender<Cmd>,
 ) {
@@ -175,6 +214,7 @@ async fn run(
             Some(Cmd::Admin(s)) => gw.set_session_admin(s),
             Some(Cmd::Auth(s, a)) => gw.set_session_auth(s, &auth_digest(&a)),
             Some(Cmd::Shutdown(_)) => {} // handled above
+            Some(Cmd::SamplingDone(job, r)) => gw.sampling_done(t, job, r),
             Some(Cmd::Queue(id, reply)) => {
                 let _ = reply.send(match id {
                     None => Some(gw.queue_entries()),
@@ -204,6 +244,19 @@ async fn run(
                     LogLevel::Warn => tracing::warn!("{message}"),
                     LogLevel::Error => tracing::error!("{message}"),
                 },
+                Output::Sample { job, provider, url, request } => {
+                    let me = me.clone();
+                    if url.is_empty() {
+                        let _ =
+                            me.send(Cmd::SamplingDone(job, Err(format!("{provider:?} is no provider of this host"))));
+                        continue;
+                    }
+                    let providers = providers.clone();
+                    tokio::spawn(async move {
+                        let r = providers.ask(&provider, &url, &request).await;
+                        let _ = me.send(Cmd::SamplingDone(job, r));
+                    });
+                }
                 Output::Store { ticket, ops } => {
                     let r = match &store {
                         Some(st) => st.submit(ticket, ops),

@@ -42,7 +42,8 @@ impl Gateway {
         let job = self.next_job;
         self.next_job += 1;
         let params = params.unwrap_or(json!({}));
-        self.jobs.insert(job, Job { origin, params, step: 0, asked: String::new(), deadline: None, failed: Vec::new() });
+        self.jobs
+            .insert(job, Job { origin, params, step: 0, asked: String::new(), deadline: None, failed: Vec::new() });
         self.sample_step(now, job);
     }
 
@@ -126,7 +127,9 @@ impl Gateway {
         let mapped = answer.and_then(|body| {
             if self.cfg.sampling.provider(&name).is_some() {
                 map::from_chat(&body, &j.asked)
-            } else if body.get("content").is_some_and(Value::is_object) || body.get("content").is_some_and(Value::is_array) {
+            } else if body.get("content").is_some_and(Value::is_object)
+                || body.get("content").is_some_and(Value::is_array)
+            {
                 let mut r = body;
                 if r.get("role").is_none() {
                     r["role"] = json!("assistant");
@@ -165,7 +168,8 @@ impl Gateway {
 
     /// Providers that did not answer in time.
     pub(super) fn sampling_timeout(&mut self, now: Millis) {
-        let late: Vec<u64> = self.jobs.iter().filter(|(_, j)| j.deadline.is_some_and(|d| d <= now)).map(|(k, _)| *k).collect();
+        let late: Vec<u64> =
+            self.jobs.iter().filter(|(_, j)| j.deadline.is_some_and(|d| d <= now)).map(|(k, _)| *k).collect();
         for job in late {
             self.sample_failed(now, job, "it did not answer in time".into());
         }
@@ -207,7 +211,9 @@ impl Gateway {
                     // Give the modern client the upstream's question as it was: it answers all of it.
                     let Some(Pending::Client(c)) = self.ups[u.0].pending.remove(&gid) else { return Ok(()) };
                     self.drop_client_index(u, gid, &c);
-                    self.jobs.retain(|_, j| !matches!(&j.origin, Origin::Input { u: x, call, .. } if *x == u && *call == gid));
+                    self.jobs.retain(
+                        |_, j| !matches!(&j.origin, Origin::Input { u: x, call, .. } if *x == u && *call == gid),
+                    );
                     let original = c.collect.and_then(|col| col.original).unwrap_or(json!({}));
                     self.reply(s, c.client_id, original);
                     return Ok(());
@@ -222,7 +228,12 @@ impl Gateway {
                 self.out.push_back(Output::ToClient {
                     session: s,
                     related: Some(client_id),
-                    message: Message::Request { id: Id::Num(sid), method: method::SAMPLE.into(), params: Some(params), rest: Map::new() },
+                    message: Message::Request {
+                        id: Id::Num(sid),
+                        method: method::SAMPLE.into(),
+                        params: Some(params),
+                        rest: Map::new(),
+                    },
                 });
                 Ok(())
             }

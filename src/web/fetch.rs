@@ -20,7 +20,7 @@ use web_sys::{AbortController, Headers, ReadableStreamDefaultReader, Request, Re
 #[wasm_bindgen]
 extern "C" {
     #[wasm_bindgen(js_name = fetch)]
-    fn global_fetch(request: &Request) -> js_sys::Promise;
+    pub(super) fn global_fetch(request: &Request) -> js_sys::Promise;
 }
 
 #[derive(Default)]
@@ -280,7 +280,7 @@ impl FetchLink {
     }
 }
 
-async fn text_of(resp: &Response) -> String {
+pub(super) async fn text_of(resp: &Response) -> String {
     match resp.text() {
         Ok(p) => JsFuture::from(p).await.ok().and_then(|t| t.as_string()).unwrap_or_default(),
         Err(_) => String::new(),

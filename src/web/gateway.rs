@@ -13,7 +13,7 @@ use super::idb::IdbStore;
 use super::interop::{error_from_js, from_js, function, rpc_error, to_js, type_error};
 use super::local::LocalUpstream;
 use super::runtime::{self, Runtime, Shared};
-use crate::config::{read_upstream, Transport};
+use crate::config::{read_groups, read_sampling, read_upstream, Transport};
 use crate::engine::{Gateway as Engine, SessionId, UpstreamId};
 use crate::jsonrpc::{code, ErrorObject, Id, Message};
 use crate::store::{Snapshot, Store, StoreError};
@@ -48,6 +48,16 @@ export interface UpstreamConfig {
   cacheTtlMs?: number | Record<string, number>;
 }
 
+export interface GroupConfig {
+  members: string[];
+  /** Total time a call may take on one member: milliseconds, or per method. */
+  timeoutMs?: number | Record<string, number>;
+  /** Time to the member's first sign of life for a call: milliseconds, or per method. */
+  firstByteTimeoutMs?: number | Record<string, number>;
+  retry?: { attempts?: number; backoffMs?: number; maxBackoffMs?: number; budgetRatio?: number; budgetMin?: number; budgetWindowMs?: number; safeTools?: string[] };
+  breaker?: { failures?: number; errorRate?: number; windowMs?: number; minCalls?: number; cooldownMs?: number; maxCooldownMs?: number; probeTimeoutMs?: number };
+}
+
 export interface GatewayConfig {
   upstreams?: Record<string, UpstreamConfig>;
   namespace?: { separator?: string; prefix?: boolean };
@@ -67,7 +77,19 @@ export interface GatewayConfig {
   storageName?: string;
   /** The cache's size cap in bytes (least recently used entries go first). Default 8 MiB. */
   cacheMaxBytes?: number;
-  /** Answer an upstream tool's sampling request (`sampling/createMessage` params → CreateMessageResult). */
+  /** Upstream groups: members (upstream names, in order of preference) that serve the same tools,
+   *  exposed once as `<group>__<tool>`; each call goes to the first healthy member. */
+  groups?: Record<string, GroupConfig>;
+  /** Who answers an upstream's sampling request, in order: OpenAI-compatible providers (fetched
+   *  from the page, so they must allow its origin) and "client" (`onSampling`). */
+  sampling?: {
+    order?: string[];
+    providers?: Record<string, { url: string; model: string; models?: string[]; timeoutMs?: number; modalities?: ("text" | "image" | "audio")[] }>;
+  };
+  /** An aggregated list page takes no further upstream's page once it holds this many items. Default 500. */
+  listPageSize?: number;
+  /** Answer an upstream tool's sampling request (`sampling/createMessage` params → CreateMessageResult):
+   *  the "client" step of the sampling chain. */
   onSampling?: (params: any) => any | Promise<any>;
   /** Answer an upstream tool's elicitation (`elicitation/create` params → ElicitResult). */
   onElicitation?: (params: any) => any | Promise<any>;
@@ -526,6 +548,22 @@ fn build(config: &JsValue, storage: Option<(IdbStore, Snapshot, Option<Function>
         ..Default::default()
     });
     let local_id = UpstreamId(core.upstreams.len() - 1);
+    if let Some(n) = cfg.get("listPageSize").and_then(Value::as_u64) {
+        core.list_page_size = (n as usize).max(1);
+    }
+    if let Some(g) = cfg.get("groups") {
+        read_groups("groups", g, &mut core).map_err(|e| type_error(&e))?;
+    }
+    if let Some(sp) = cfg.get("sampling") {
+        // In the page, `client` is the page's own `onSampling`.
+        core.sampling = read_sampling("sampling", sp, &[]).map_err(|e| type_error(&e))?;
+        if let Some(p) = core.sampling.providers.iter().find(|p| p.api_key_env.is_some() || p.api_key_file.is_some()) {
+            return Err(type_error(&format!(
+                "sampling.providers.{}: a browser has no environment or files for API keys; use a provider that needs none (a local model server, or your own proxy)",
+                p.name
+            )));
+        }
+    }
 
     let mut engine = Engine::new(core).map_err(|e| type_error(&e.to_string()))?;
     let mut seed = [0u8; 32];

@@ -18,6 +18,7 @@ pub mod gateway;
 pub mod idb;
 pub mod interop;
 pub mod local;
+pub mod providers;
 pub mod runtime;
 pub mod websocket;
 

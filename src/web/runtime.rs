@@ -188,6 +188,14 @@ pub fn pump(shared: &Shared) {
                     }
                 }
                 Output::Log { level, message } => log(level, &message),
+                Output::Sample { job, provider, url, request } => {
+                    if url.is_empty() {
+                        let why = format!("{provider:?} is no provider of this host");
+                        with(shared, |e, t| e.sampling_done(t, job, Err(why)));
+                    } else {
+                        super::providers::ask(shared, job, url, request);
+                    }
+                }
                 Output::Store { ticket, ops } => {
                     if shared.borrow().has_store {
                         shared.borrow_mut().batches.push_back((ticket, ops));
