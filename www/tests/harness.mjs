@@ -29,12 +29,12 @@ export async function bundleSdk(name, exports) {
 }
 
 /** `mcp-edge-gateway serve` in front of server-everything over stdio; resolves once it is ready. */
-export async function startGateway(bin, { prefix } = {}) {
+export async function startGateway(bin, { prefix, port: fixed } = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'gw-www-'));
   const cfg = join(dir, 'gateway.json');
   const everything = { command: 'node', args: [EVERYTHING, 'stdio'], ...(prefix === false ? { prefix: false } : {}) };
   await writeFile(cfg, JSON.stringify({ mcpServers: { everything } }));
-  const port = await freePort();
+  const port = fixed ?? await freePort();
   const proc = spawn(bin, ['serve', '--config', cfg, '--listen', `127.0.0.1:${port}`, '--no-store'], { stdio: ['ignore', 'ignore', 'pipe'] });
   const gw = { port, proc, log: '' };
   proc.stderr.on('data', (d) => { gw.log += d; });
