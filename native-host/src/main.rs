@@ -43,11 +43,25 @@ CONFIG FILES
       prefix = \"wx\"                                  # or false for no prefix
       [upstreams.edge]
       builtin = \"edge\"
+      [groups.search]                                  # members serving the same tools, as search__<tool>
+      members = [\"board\", \"cloud\"]                   # in order of preference
+      first_byte_timeout_ms = 10000                    # also timeout_ms, retry = {...}, breaker = {...}
+      [sampling]                                       # who answers an upstream's sampling request
+      order = [\"local\", \"cloud\", \"client\"]
+      [sampling.providers.local]
+      url = \"http://127.0.0.1:8080/v1\"               # OpenAI-compatible chat completions
+      model = \"smollm2-135m\"
+      [sampling.providers.cloud]
+      url = \"https://llm.example/v1\"
+      api_key_env = \"CLOUD_LLM_KEY\"                   # or api_key_file; never the key itself
+      model = \"big-model\"
 
   JSON, as Claude Desktop, Cursor and others write it (the key is the upstream's name):
       { \"mcpServers\": {
           \"everything\": { \"command\": \"npx\", \"args\": [\"-y\", \"@modelcontextprotocol/server-everything\"] },
-          \"weather\":    { \"url\": \"http://127.0.0.1:9000/mcp\", \"headers\": { \"Authorization\": \"Bearer ...\" } } } }
+          \"weather\":    { \"url\": \"http://127.0.0.1:9000/mcp\", \"headers\": { \"Authorization\": \"Bearer ...\" } } },
+        \"gateway\": { \"groups\": { \"search\": { \"members\": [\"board\", \"cloud\"] } },
+                     \"sampling\": { \"order\": [\"local\", \"client\"], \"providers\": { \"local\": { \"url\": \"...\", \"model\": \"...\" } } } } }
 
 ENDPOINTS (serve)
   POST/GET/DELETE /mcp   Streamable HTTP, both eras      GET /status   upstream status (JSON)

@@ -53,7 +53,10 @@ pub fn read_groups(at: &str, groups: &Value, cfg: &mut GatewayConfig) -> Result<
             name: name.clone(),
             members,
             timeout_ms: per_method(e, "timeoutMs", &here)?,
-            first_byte_timeout_ms: per_method(e, "firstByteTimeoutMs", &here)?,
+            first_byte_timeout_ms: match per_method(e, "firstByteTimeoutMs", &here)? {
+                t if t.is_empty() => default_first_byte(),
+                t => t,
+            },
             breaker: BreakerPolicy::default(),
             retry: RetryPolicy::default(),
         };
@@ -117,6 +120,13 @@ pub fn read_groups(at: &str, groups: &Value, cfg: &mut GatewayConfig) -> Result<
         cfg.groups.push(spec);
     }
     Ok(())
+}
+
+/// Without `first_byte_timeout_ms`: 10 s for lists, reads, prompts and completions (they are cheap;
+/// a member that says nothing for that long is not serving), 30 s for tool calls (a tool may work a
+/// while before its answer, and a call timed out after it may have run is in doubt).
+fn default_first_byte() -> Vec<(String, u64)> {
+    vec![("*".into(), 10_000), ("tools/call".into(), 30_000)]
 }
 
 pub(super) fn name_ok(s: &str) -> bool {
@@ -238,6 +248,11 @@ mod tests {
         assert_eq!((g.breaker.failures, g.breaker.cooldown_ms, g.breaker.max_cooldown_ms), (2, 10, 40));
         assert_eq!((g.retry.budget_ratio, g.retry.safe_tools.clone()), (0.5, vec!["lookup".to_string()]));
         assert_eq!(c.upstreams[0].prefix.as_deref(), Some("g"));
+        let mut d = cfg();
+        read_groups("groups", &json!({"g": {"members": ["a"]}}), &mut d).unwrap();
+        let g = &d.groups[0];
+        assert_eq!((g.first_byte_for("tools/call"), g.first_byte_for("resources/read")), (Some(30_000), Some(10_000)));
+        assert_eq!(g.total_for("tools/call"), None, "the gateway's request timeout");
         assert_eq!(c.upstreams[2].prefix.as_deref(), Some("c"));
         c.validate().unwrap();
     }
