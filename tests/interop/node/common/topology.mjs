@@ -21,6 +21,12 @@ export const PYTHON = path.join(INTEROP_DIR, '.venv', 'bin', 'python');
 export const MODERN_SERVER = path.join(INTEROP_DIR, 'servers', 'modern_server.py');
 export const EVERYTHING_JS = path.join(INTEROP_DIR, 'node_modules', '@modelcontextprotocol', 'server-everything', 'dist', 'index.js');
 export const PAGED_SERVER = path.join(INTEROP_DIR, 'servers', 'paged_server.mjs');
+export const MEMORY_JS = path.join(INTEROP_DIR, 'node_modules', '@modelcontextprotocol', 'server-memory', 'dist', 'index.js');
+export const INSPECTOR_JS = path.join(INTEROP_DIR, 'node_modules', '@modelcontextprotocol', 'inspector', 'clients', 'launcher', 'build', 'index.js');
+/** node/common/stdio-tap.mjs: runs a command, passing stdio through and logging each JSON-RPC line (see there). */
+export const STDIO_TAP = path.join(here, 'stdio-tap.mjs');
+/** The client capabilities the gateway declares to its legacy upstreams (src/protocol.rs), for listing one directly. */
+export const GATEWAY_UPSTREAM_CAPABILITIES = { sampling: {}, elicitation: { form: {}, url: {} }, roots: { listChanged: true } };
 
 /**
  * An extraUpstreams entry for servers/paged_server.mjs over stdio. It logs every list request it gets
@@ -214,3 +220,95 @@ export function textOf(result) {
 }
 
 export { sleep };
+
+/** Direct children of a process, from the children files of /proc/<pid>/task (as children_of in python/conftest.py). */
+export function childrenOf(pid) {
+  const kids = [];
+  try {
+    for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
+      try { kids.push(...fs.readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').split(/\s+/).filter(Boolean).map(Number)); } catch { /* thread gone */ }
+    }
+  } catch { /* process gone */ }
+  return kids;
+}
+
+/** A process's command line, space-separated ('' once it is gone). */
+export function cmdlineOf(pid) {
+  try { return fs.readFileSync(`/proc/${pid}/cmdline`).toString('utf8').split('\0').join(' ').trim(); } catch { return ''; }
+}
+
+/**
+ * server-everything over Streamable HTTP (its `streamableHttp` transport, PORT from the environment) on a
+ * free port, with `env` added to its environment. Its output goes to `${tmp}/${name}.log`.
+ * Returns { port, url, child, log, stop() }.
+ */
+export async function startEverythingHttp(tmp, { name = 'everything-http', env = {}, timeoutMs = 20000 } = {}) {
+  const port = await freePort();
+  const log = path.join(tmp, `${name}.log`);
+  const child = spawn(process.execPath, [EVERYTHING_JS, 'streamableHttp'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env, PORT: String(port) },
+  });
+  const out = fs.createWriteStream(log);
+  child.stdout.pipe(out);
+  child.stderr.on('data', (d) => out.write(d));
+  const srv = { port, url: `http://127.0.0.1:${port}/mcp`, child, log, async stop() { await killProc(child, name); out.end(); } };
+  try {
+    await waitForLine(child, child.stderr, /listening on port (\d+)/, timeoutMs, `${name} (server-everything streamableHttp)`);
+  } catch (e) {
+    await srv.stop();
+    throw e;
+  }
+  return srv;
+}
+
+/**
+ * `mcp-edge-gateway serve --no-store` with the given config object (mcpServers JSON or any other shape
+ * the gateway reads), on a free port. Waits until /status shows each of `readyNames` ready and, if
+ * given, `until(status)` is true. Returns { url, statusUrl, gateway, gatewayLog, status(), gatewayStderr(),
+ * dumpLogs(), stop() }; stop() kills the gateway (and so its stdio children) by PID.
+ */
+export async function startGateway(tmp, config, { readyNames = Object.keys(config.mcpServers ?? {}), until, readyTimeoutMs = 30000, name = 'gateway' } = {}) {
+  const configPath = path.join(tmp, `${name}.json`);
+  fs.writeFileSync(configPath, JSON.stringify(config, null, 2));
+  const port = await freePort();
+  const gatewayLog = path.join(tmp, `${name}.stderr.log`);
+  const errFd = fs.openSync(gatewayLog, 'w');
+  const gw = spawn(GATEWAY_BIN, ['serve', '--config', configPath, '--listen', `127.0.0.1:${port}`, '--no-store'], {
+    stdio: ['ignore', 'ignore', errFd],
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info' },
+  });
+  fs.closeSync(errFd);
+  const g = {
+    port,
+    gateway: gw,
+    gatewayLog,
+    configPath,
+    url: new URL(`http://127.0.0.1:${port}/mcp`),
+    statusUrl: `http://127.0.0.1:${port}/status`,
+    async status() { return (await fetch(g.statusUrl)).json(); },
+    gatewayStderr() { try { return fs.readFileSync(gatewayLog, 'utf8'); } catch { return ''; } },
+    dumpLogs() { console.error(`----- ${name} stderr (${gatewayLog}) -----\n${g.gatewayStderr()}\n----- end ${name} stderr -----`); },
+    async stop() { await killProc(gw, name); },
+  };
+  const deadline = Date.now() + readyTimeoutMs;
+  let last = '';
+  try {
+    for (;;) {
+      if (gw.exitCode !== null) throw new Error(`${name} exited with code ${gw.exitCode}`);
+      try {
+        const r = await fetch(g.statusUrl);
+        last = await r.text();
+        const st = JSON.parse(last);
+        if (r.ok && allReady(st, readyNames) && (!until || until(st))) break;
+      } catch { /* not listening yet */ }
+      if (Date.now() > deadline) throw new Error(`${name}: not ready within ${readyTimeoutMs} ms; last /status: ${last}`);
+      await sleep(100);
+    }
+  } catch (e) {
+    g.dumpLogs();
+    await g.stop();
+    throw e;
+  }
+  return g;
+}
