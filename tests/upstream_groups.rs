@@ -279,3 +279,43 @@ fn a_modern_client_gets_the_merged_pages_shortest_lifetime() {
     assert_eq!(r["ttlMs"], 0, "b's page has no lifetime: the merged page has none either");
     assert_eq!(r["cacheScope"], "private");
 }
+
+#[test]
+fn progress_never_goes_backwards_when_another_member_takes_a_call_over() {
+    let mut sim = group_sim(tools(), tools(), json!({"firstByteTimeoutMs": 1000}));
+    let s = sim.legacy_client(json!({}));
+    sim.servers[0].hung = true;
+    let params = json!({"name": "g__idem_echo", "_meta": {"progressToken": "p1"}});
+    sim.send(s, mcp_edge_gateway::Message::request(Id::Num(1), "tools/call", params));
+    // The hanging member reports progress 1 of 2 before it stops answering.
+    let gid = sim.servers[0].seen.iter().rev().find_map(|m| match m {
+        mcp_edge_gateway::Message::Request { id: Id::Num(n), method, .. } if method == "tools/call" => Some(*n),
+        _ => None,
+    });
+    let gid = gid.unwrap();
+    let progress = |n: i64, v: f64| {
+        mcp_edge_gateway::Message::notification(
+            "notifications/progress",
+            Some(json!({"progressToken": n, "progress": v, "total": 2})),
+        )
+    };
+    sim.gw.handle_upstream(sim.now, mcp_edge_gateway::UpstreamId(0), progress(gid, 1.5), None);
+    sim.settle();
+    // Its link drops; the idempotent call goes to the other member, which reports progress 1 of 2.
+    sim.disconnect(0);
+    let got = sim.take(s);
+    let seen: Vec<f64> = got
+        .iter()
+        .filter_map(|m| match m {
+            mcp_edge_gateway::Message::Notification { method, params: Some(p), .. }
+                if method == "notifications/progress" =>
+            {
+                assert_eq!(p["progressToken"], "p1");
+                p["progress"].as_f64()
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seen, [1.5], "the second member's progress 1 is not passed on after 1.5: {got:?}");
+    assert!(matches!(got.last(), Some(mcp_edge_gateway::Message::Response { .. })), "{got:?}");
+}

@@ -256,6 +256,10 @@ impl Gateway {
                     return;
                 };
                 self.group_alive(u, tok);
+                let value = params.as_ref().and_then(|p| p.get("progress")).and_then(Value::as_f64);
+                if !self.group_progress_ok(u, tok, value) {
+                    return;
+                }
                 let Some(Pending::Client(c)) = self.ups[u.0].pending.get(&tok) else {
                     return;
                 };

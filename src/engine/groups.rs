@@ -28,6 +28,9 @@ pub(super) struct GroupCall {
     extra: u32,
     /// Until the member's first sign of life for this call.
     pub(super) first_byte: Option<Millis>,
+    /// The highest progress passed to the client: after a failover the next member counts from
+    /// the start again, and progress must never go backwards.
+    last_progress: Option<f64>,
 }
 
 /// A safe call waiting out its backoff before it goes to a member again.
@@ -115,7 +118,15 @@ impl Gateway {
         let total = spec.total_for(&c.method);
         let fb = spec.first_byte_for(&c.method);
         let first = prior.is_none();
-        let mut gc = prior.unwrap_or(GroupCall { group: g, kind, key, tried: Vec::new(), extra: 0, first_byte: None });
+        let mut gc = prior.unwrap_or(GroupCall {
+            group: g,
+            kind,
+            key,
+            tried: Vec::new(),
+            extra: 0,
+            first_byte: None,
+            last_progress: None,
+        });
         gc.tried.push(u.0);
         gc.first_byte = fb.map(|t| now + t);
         if first {
@@ -137,6 +148,18 @@ impl Gateway {
                 g.first_byte = None;
             }
         }
+    }
+
+    /// Whether a progress notification of group call `gid` may go to the client: only if it moves
+    /// past what the client has seen (a member that took the call over starts again from zero).
+    pub(super) fn group_progress_ok(&mut self, u: UpstreamId, gid: i64, progress: Option<f64>) -> bool {
+        let Some(Pending::Client(c)) = self.ups[u.0].pending.get_mut(&gid) else { return true };
+        let (Some(g), Some(p)) = (c.group.as_mut(), progress) else { return true };
+        if g.last_progress.is_some_and(|last| p <= last) {
+            return false;
+        }
+        g.last_progress = Some(p);
+        true
     }
 
     pub(super) fn member_ok(&mut self, now: Millis, u: UpstreamId) {
