@@ -319,3 +319,64 @@ fn progress_never_goes_backwards_when_another_member_takes_a_call_over() {
     assert_eq!(seen, [1.5], "the second member's progress 1 is not passed on after 1.5: {got:?}");
     assert!(matches!(got.last(), Some(mcp_edge_gateway::Message::Response { .. })), "{got:?}");
 }
+
+/// Our id of the last `tools/call` upstream `u` received.
+fn last_call_id(sim: &Sim, u: usize) -> i64 {
+    sim.servers[u]
+        .seen
+        .iter()
+        .rev()
+        .find_map(|m| match m {
+            mcp_edge_gateway::Message::Request { id: Id::Num(n), method, .. } if method == "tools/call" => Some(*n),
+            _ => None,
+        })
+        .unwrap()
+}
+
+#[test]
+fn a_call_whose_connection_broke_after_it_was_sent_is_in_doubt_unless_safe() {
+    let mut local = tools();
+    local.tools.extend(["slow".to_string(), "idem_slow".to_string()]);
+    let mut cloud = tools();
+    cloud.tools.push("idem_slow".into());
+    let mut sim = group_sim(local, cloud, json!({}));
+    let s = sim.legacy_client(json!({}));
+    let lost = |sim: &mut Sim| {
+        let gid = last_call_id(sim, 0);
+        sim.gw.upstream_lost(
+            sim.now,
+            mcp_edge_gateway::UpstreamId(0),
+            gid,
+            "the connection broke after the call was sent",
+        );
+        sim.settle();
+    };
+    // `slow` never answers; its connection breaks while the link stays up.
+    sim.send(s, mcp_edge_gateway::Message::request(Id::Num(1), "tools/call", json!({"name": "g__slow"})));
+    lost(&mut sim);
+    let e = match sim.take(s).pop() {
+        Some(mcp_edge_gateway::Message::Error { error, .. }) => error,
+        m => panic!("{m:?}"),
+    };
+    assert!(e.message.contains("in doubt"), "{}", e.message);
+    assert_eq!(e.data.unwrap()["inDoubt"], true);
+    assert_eq!(sim.calls_seen(1), 0, "never repeated on the other member");
+    // An idempotent one goes to the other member.
+    sim.send(s, mcp_edge_gateway::Message::request(Id::Num(3), "tools/call", json!({"name": "g__idem_slow"})));
+    assert_eq!(sim.calls_seen(1), 0);
+    lost(&mut sim);
+    assert_eq!(sim.calls_seen(1), 1, "the idempotent call was sent to the other member");
+    assert_eq!(sim.gw.stats().in_doubt, 1);
+    assert_eq!(sim.gw.stats().failovers, 1);
+    // A plain upstream's lost call fails with -32000 naming it, as before.
+    let mut sim = Sim::with(vec![("a", FakeServer::legacy(&["slow"]))]);
+    let s = sim.legacy_client(json!({}));
+    sim.send(s, mcp_edge_gateway::Message::request(Id::Num(1), "tools/call", json!({"name": "a__slow"})));
+    lost(&mut sim);
+    let e = match sim.take(s).pop() {
+        Some(mcp_edge_gateway::Message::Error { error, .. }) => error,
+        m => panic!("{m:?}"),
+    };
+    assert_eq!(e.code, -32000);
+    assert!(e.message.contains("\"a\"") && e.message.contains("connection broke"), "{}", e.message);
+}

@@ -29,6 +29,8 @@ pub enum Cmd {
     FromUpstream(UpstreamId, Message, Option<i64>),
     /// Our request (by id) never reached the upstream: the connection was refused.
     Undelivered(UpstreamId, i64),
+    /// Our request (by id) was sent but its answer will never come (the connection broke).
+    Lost(UpstreamId, i64, String),
     Status(oneshot::Sender<serde_json::Value>),
     /// A store batch is durable (or failed).
     StoreDone(u64, Result<(), StoreError>),
@@ -207,6 +209,7 @@ async fn run(
             Some(Cmd::UpstreamSessionExpired(u)) => gw.upstream_session_expired(t, u),
             Some(Cmd::FromUpstream(u, m, related)) => gw.handle_upstream(t, u, m, related),
             Some(Cmd::Undelivered(u, gid)) => gw.upstream_undelivered(t, u, gid),
+            Some(Cmd::Lost(u, gid, why)) => gw.upstream_lost(t, u, gid, &why),
             Some(Cmd::Status(reply)) => {
                 let _ = reply.send(gw.status());
             }

@@ -103,8 +103,12 @@ impl Gateway {
                 self.check_listed(now, u);
             }
             Pending::Internal => {}
-            // Any answer to the probe, even an error, shows the member is alive.
-            Pending::Health { .. } => self.member_ok(now, u),
+            // An answer to the probe shows the member is alive, even an error about the method;
+            // a server-side error (or one the host made up for a broken exchange) does not.
+            Pending::Health { .. } => match &answer {
+                Err(e) if groups::server_side(e) => self.member_failed(now, u),
+                _ => self.member_ok(now, u),
+            },
             Pending::Replay { seq, .. } => self.replay_answered(now, u, seq, answer),
             Pending::Client(call) => self.call_answered(now, u, gid, *call, answer, rest),
         }

@@ -193,6 +193,40 @@ impl Gateway {
         }
     }
 
+    /// Our request `gid` reached upstream `u`'s transport but its answer will never come: the
+    /// connection broke after it was sent, while the link as a whole stays up (the server still
+    /// accepts connections). The call may or may not have run there: a group call goes to another
+    /// member only if that is safe, a replayed one is in doubt, anything else fails with -32000.
+    pub fn upstream_lost(&mut self, now: Millis, u: UpstreamId, gid: i64, why: &str) {
+        let Some(up) = self.ups.get_mut(u.0) else { return };
+        let name = self.cfg.upstreams[u.0].name.clone();
+        let e =
+            err(code::UPSTREAM_UNAVAILABLE, format!("upstream {name:?}: {why}")).with_data(json!({"upstream": name}));
+        match up.pending.get(&gid) {
+            Some(Pending::Client(c)) if c.group.is_some() => {
+                let Some(Pending::Client(call)) = up.pending.remove(&gid) else { return };
+                self.drop_client_index(u, gid, &call);
+                if let Err((call, in_doubt)) = self.group_failed(now, u, call, Failure::Sent) {
+                    if self.stale_fallback(now, u, &call) {
+                        return;
+                    }
+                    self.give_up(now, u, call, Failure::Sent, (!in_doubt).then_some(e));
+                }
+            }
+            Some(Pending::Replay { seq, .. }) => {
+                let seq = *seq;
+                up.pending.remove(&gid);
+                self.replay_interrupted(now, u, seq, "its connection broke", false);
+            }
+            Some(Pending::Health { .. }) => {
+                up.pending.remove(&gid);
+                self.member_failed(now, u);
+            }
+            Some(_) => self.upstream_answer(now, u, Id::Num(gid), Err(e), Map::new()),
+            None => {}
+        }
+    }
+
     /// The host could not deliver our request `gid` to upstream `u` at all (the connection was
     /// refused): report this before reporting the link down, so the engine knows the request did not
     /// run there. Such a queueable tool call is then queued, and a replayed one is not in doubt.

@@ -205,13 +205,10 @@ impl Link {
                     }
                     return self.fail(format!("cannot reach {}: {e}", self.url));
                 }
-                if let Some(id) = gid {
-                    let e = ErrorObject::new(
-                        code::UPSTREAM_UNAVAILABLE,
-                        format!("upstream {:?}: transport error: {}", self.name, e.without_url()),
-                    )
-                    .with_data(serde_json::json!({"upstream": self.name}));
-                    self.to_engine(Message::error(Some(id), e), None);
+                // Sent, but no answer will come: it may or may not have run there.
+                if let Some(g) = gid.as_ref().and_then(gnum_of) {
+                    let why = format!("the connection broke after the call was sent ({})", e.without_url());
+                    self.h.send(Cmd::Lost(self.u, g, why));
                 }
                 return;
             }

@@ -173,10 +173,15 @@ class CounterServer:
     """servers/counter_server.py on a fixed port, started only when a test says so (until then the
     port is reserved but closed: the upstream is down); restartable on the same port, where it has
     forgotten every session. Its record() calls are logged to `log` (the ones that ran) and
-    `started_log` (each one's start and end)."""
+    `started_log` (each one's start and end). With a `name`, log entries carry it as "server" (so
+    several servers can be told apart), and `fail=True` makes its lookup() tool fail server-side."""
 
-    def __init__(self, workdir: Path, delay_ms: int = 0, ttl_ms: int = 1000, get_stream: bool = True) -> None:
+    def __init__(self, workdir: Path, delay_ms: int = 0, ttl_ms: int = 1000, get_stream: bool = True,
+                 name: str | None = None, fail: bool = False) -> None:
         self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.fail = fail
         self.port = free_port()
         self.log = workdir / "records.jsonl"
         self.started_log = workdir / "started.jsonl"
@@ -194,7 +199,8 @@ class CounterServer:
         self.proc = subprocess.Popen(
             [PYTHON, str(COUNTER_SERVER), "--port", str(self.port), "--log", str(self.log),
              "--started-log", str(self.started_log), "--ttl-ms", str(self.ttl_ms),
-             "--delay-ms", str(self.delay_ms), *([] if self.get_stream else ["--no-get-stream"])],
+             "--delay-ms", str(self.delay_ms), *([] if self.get_stream else ["--no-get-stream"]),
+             *(["--name", self.name] if self.name else []), *(["--fail"] if self.fail else [])],
             stdout=subprocess.PIPE, stderr=stderr, text=True,
         )
         stderr.close()
@@ -219,8 +225,16 @@ class CounterServer:
         return [json.loads(ln) for ln in text.splitlines() if ln.strip()]
 
     def records(self) -> list[dict]:
-        """The record() calls that ran, in order: [{"n", "key"}...]."""
-        return self._lines(self.log)
+        """The record() calls that ran, in order: [{"n", "key"}...] (and "tool", "server" with a name)."""
+        return [e for e in self._lines(self.log) if e.get("tool", "record") == "record"]
+
+    def calls(self, tool: str | None = None) -> list[dict]:
+        """Every logged tool call (record and lookup), in order; only `tool`'s if given."""
+        return [e for e in self._lines(self.log) if tool is None or e.get("tool", "record") == tool]
+
+    def started(self) -> list[dict]:
+        """The record() calls that started (their "start" entries), in order."""
+        return [e for e in self._lines(self.started_log) if e["phase"] == "start"]
 
     def unfinished(self) -> list[tuple[int, Any]]:
         """(n, key) of record() calls that started and have not ended yet (finished or cancelled)."""

@@ -10,6 +10,14 @@ modern.
   when it begins and `{"n", "key", "phase": "end", "recorded": <bool>}` when it ends, however it ends
   (in a `finally`: also when the client went away and the SDK cancelled it). A test can then wait
   until every call that started has ended, instead of sleeping in the hope that it has.
+- tool `lookup(n)`, annotated `readOnlyHint` (so a gateway may repeat it): appends
+  `{"tool": "lookup", "n": n, "server": <--name>}` to the `--log` file and returns "<name> <n>", so a test
+  can tell which of several servers ran each call. With `--fail` it logs the call (with `"failed": true`)
+  and then fails it with a JSON-RPC internal error (-32603, an `MCPError` raised by the tool, which the
+  SDK passes through unchanged), not an `isError` result: the server stays up and answers everything
+  else, but its lookups fail server-side.
+- `--name NAME`: record() entries (in both logs) carry `"tool": "record", "server": NAME` too. Without
+  it they stay `{"n", "key"}`.
 - resource `counter://public`: "public v<k>", k counting reads; cacheScope "public", ttlMs `--ttl-ms`.
 - resource `counter://private`: "private v<k>"; cacheScope "private", ttlMs `--ttl-ms`.
 
@@ -22,7 +30,7 @@ counter://private's result. Legacy-era results carry no hints (the SDK sieves th
 so a client with a legacy session has no open stream that would tell it the server restarted.
 
 Usage: python counter_server.py --port PORT --log FILE [--host 127.0.0.1] [--path /mcp] [--ttl-ms MS]
-       [--delay-ms MS] [--started-log FILE] [--no-get-stream]
+       [--delay-ms MS] [--started-log FILE] [--no-get-stream] [--name NAME] [--fail]
 Prints "READY <port>" on stdout once listening.
 """
 
@@ -37,6 +45,8 @@ import anyio
 from mcp.server.caching import CacheHint
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.shared.exceptions import MCPError
+from mcp_types import INTERNAL_ERROR, ToolAnnotations
 
 from serve_http import serve  # a sibling module: Python puts the script's folder on sys.path
 
@@ -50,6 +60,8 @@ class Settings:
     started_path: str = ""
     delay_s: float = 0.0
     ttl_ms: int = 1000
+    name: str = ""
+    fail: bool = False
 
 
 reads = {PUBLIC_URI: 0, PRIVATE_URI: 0}
@@ -89,18 +101,30 @@ def build_server(ttl_ms: int) -> MCPServer:
         """Append {"n", "key"} to the log file; `pad` is ignored (it makes a call big)."""
         meta = ctx.request_context.meta or {}
         key = meta.get(IDEMPOTENCY_KEY)
+        who = {"tool": "record", "server": Settings.name} if Settings.name else {}
         recorded = False
         if Settings.started_path:
-            append_line(Settings.started_path, {"n": n, "key": key, "phase": "start"})
+            append_line(Settings.started_path, {"n": n, "key": key, "phase": "start"} | who)
         try:
             if Settings.delay_s:
                 await anyio.sleep(Settings.delay_s)
-            append_line(Settings.log_path, {"n": n, "key": key})
+            append_line(Settings.log_path, {"n": n, "key": key} | who)
             recorded = True
         finally:
             if Settings.started_path:
-                append_line(Settings.started_path, {"n": n, "key": key, "phase": "end", "recorded": recorded})
+                append_line(Settings.started_path,
+                            {"n": n, "key": key, "phase": "end", "recorded": recorded} | who)
         return f"recorded {n}"
+
+    @mcp.tool(annotations=ToolAnnotations(read_only_hint=True))
+    async def lookup(n: int) -> str:
+        """Read-only: log {"tool": "lookup", "n", "server"} and answer "<server> <n>"."""
+        entry = {"tool": "lookup", "n": n, "server": Settings.name}
+        if Settings.fail:
+            append_line(Settings.log_path, entry | {"failed": True})
+            raise MCPError(code=INTERNAL_ERROR, message=f"{Settings.name or 'counter'} is failing (--fail)")
+        append_line(Settings.log_path, entry)
+        return f"{Settings.name} {n}"
 
     @mcp.resource(PUBLIC_URI, name="public", mime_type="text/plain")
     def public() -> str:
@@ -125,7 +149,11 @@ def main() -> None:
     p.add_argument("--delay-ms", type=int, default=0, help="sleep before each record()")
     p.add_argument("--started-log", default="", help="file that record() appends its start and end to")
     p.add_argument("--no-get-stream", action="store_true", help="answer GET on the MCP path with 405")
+    p.add_argument("--name", default="", help="this server's name, in log entries and lookup() answers")
+    p.add_argument("--fail", action="store_true", help="lookup() fails with a JSON-RPC internal error")
     a = p.parse_args()
+    Settings.name = a.name
+    Settings.fail = a.fail
     Settings.log_path = a.log
     Settings.started_path = a.started_log
     Settings.delay_s = a.delay_ms / 1000
