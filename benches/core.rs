@@ -1,6 +1,7 @@
 //! Criterion micro-benchmarks of the core's hot paths (`cargo bench --bench core`):
 //! - a tools/call round trip through the engine: parse the client's bytes, route, remap the id,
 //!   serialise for the upstream; parse the upstream's answer, map it back, serialise for the client;
+//!   to a plain upstream and to a group of two members, side by side;
 //! - merging the catalogues of 5 upstreams with 200 tools each (1,000 tools) into exposed names;
 //! - `resources/read` answered from the cache (a hit) next to the same read forwarded, answered and
 //!   cached (a miss), parse to serialised answer;
@@ -20,10 +21,39 @@ mod bench {
     }
 
     fn tools_call_round_trip(c: &mut Criterion) {
-        let (mut gw, s) = ready_engine();
-        let request = br#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"up__echo","arguments":{"message":"hello","n":[1,2,3]},"_meta":{"progressToken":"p"}}}"#;
+        let (gw, s) = ready_engine();
+        let mut g =
+            c.benchmark_group("tools/call round trip through the engine (parse, route, remap, serialise, both ways)");
+        round_trip(&mut g, "plain upstream", gw, s, "up__echo", 0);
+        // The same through a group of two members that both have the tool: routing, breaker and
+        // budget bookkeeping on every call.
+        let (mut gw, s) = engine_with(|_| {});
+        let mut cfg = gw.config().clone();
+        cfg.upstreams = vec![UpstreamSpec::named("local"), UpstreamSpec::named("cloud")];
+        mcp_edge_gateway::config::read_groups("groups", &json!({"g": {"members": ["local", "cloud"]}}), &mut cfg)
+            .unwrap();
+        gw = ready(cfg);
+        let s2 = gw.open_session(0);
+        init(&mut gw, s2);
+        let _ = s;
+        round_trip(&mut g, "group of two members", gw, s2, "g__echo", 0);
+        g.finish();
+    }
+
+    fn round_trip(
+        g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+        label: &str,
+        mut gw: Gateway,
+        s: mcp_edge_gateway::SessionId,
+        tool: &str,
+        upstream: usize,
+    ) {
+        let request = format!(
+            r#"{{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{{"name":"{tool}","arguments":{{"message":"hello","n":[1,2,3]}},"_meta":{{"progressToken":"p"}}}}}}"#
+        );
+        let request = request.as_bytes();
         let mut n = 0i64;
-        c.bench_function("tools/call round trip through the engine (parse, route, remap, serialise, both ways)", |b| {
+        g.bench_function(label, |b| {
             b.iter(|| {
                 let m = Message::parse(black_box(request)).unwrap();
                 gw.handle_client(0, s, m);
@@ -43,7 +73,7 @@ mod bench {
                     up_id.to_value()
                 );
                 let reply = Message::parse(answer.as_bytes()).unwrap();
-                gw.handle_upstream(0, UpstreamId(0), reply, None);
+                gw.handle_upstream(0, UpstreamId(upstream), reply, None);
                 let mut out = String::new();
                 while let Some(o) = gw.poll_output() {
                     if let Output::ToClient { message, .. } = o {
@@ -173,18 +203,32 @@ mod bench {
         let mut spec = UpstreamSpec::named("up");
         tweak(&mut spec);
         let cfg = GatewayConfig { upstreams: vec![spec], ..Default::default() };
-        let mut gw = Gateway::new(cfg).unwrap();
-        let u = UpstreamId(0);
-        gw.upstream_connected(0, u);
+        let mut gw = ready(cfg);
         let s = gw.open_session(0);
+        init(&mut gw, s);
+        (gw, s)
+    }
+
+    fn init(gw: &mut Gateway, s: mcp_edge_gateway::SessionId) {
         gw.handle_client(
             0,
             s,
             Message::request(Id::Num(0), "initialize", json!({"protocolVersion": "2025-11-25", "capabilities": {}})),
         );
+        while gw.poll_output().is_some() {}
+    }
+
+    /// An engine whose upstreams (legacy; tools: `echo`; resources: none listed, any read answered)
+    /// are all connected and ready.
+    fn ready(cfg: GatewayConfig) -> Gateway {
+        let n = cfg.upstreams.len();
+        let mut gw = Gateway::new(cfg).unwrap();
+        for u in 0..n {
+            gw.upstream_connected(0, UpstreamId(u));
+        }
         while let Some(o) = gw.poll_output() {
             match o {
-                Output::ToUpstream { message: Message::Request { id, method, .. }, .. } => {
+                Output::ToUpstream { upstream: u, message: Message::Request { id, method, .. } } => {
                     let r = match method.as_str() {
                         "initialize" => Message::response(
                             id,
@@ -204,7 +248,7 @@ mod bench {
                 _ => {}
             }
         }
-        (gw, s)
+        gw
     }
 
     criterion_group!(benches, tools_call_round_trip, merge_1000_tools, cache_hit_vs_miss, enqueue);

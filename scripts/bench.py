@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 INTEROP = ROOT / "tests/interop"
 EVERYTHING = INTEROP / "node_modules/@modelcontextprotocol/server-everything/dist/index.js"
 BENCH = ROOT / "target/bench-peers"
+PLAIN = "mcp-edge-gateway → HTTP upstream"
+GROUP = "mcp-edge-gateway → group (HTTP member)"
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -142,10 +144,21 @@ def main() -> None:
     cfg.write_text(json.dumps({"mcpServers": {"everything": {"url": f"http://127.0.0.1:{up}/mcp", "prefix": False}}}))
     p = free_port()
     # The HTTP upstream is part of this system: start it with the gateway (one process group).
-    suts.append(Sut("mcp-edge-gateway → HTTP upstream",
+    suts.append(Sut(PLAIN,
                     ["bash", "-c", f'PORT={up} node "{EVERYTHING}" streamableHttp >/dev/null 2>&1 & '
                                  f'for i in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/{up}) 2>/dev/null && break; sleep 0.05; done; '
                                  f'exec "{a.gateway}" serve --config "{cfg}" --listen 127.0.0.1:{p} --data-dir "{tmp}/data-http"'], p, "echo"))
+    # The same, through a group whose preferred member is that kind of upstream (the other member
+    # is another session with it): what the group's routing and health bookkeeping cost.
+    up = free_port()
+    cfg = tmp / "group.json"
+    cfg.write_text(json.dumps({"mcpServers": {"local": {"url": f"http://127.0.0.1:{up}/mcp"}, "cloud": {"url": f"http://127.0.0.1:{up}/mcp"}},
+                               "gateway": {"groups": {"g": {"members": ["local", "cloud"]}}}}))
+    p = free_port()
+    suts.append(Sut(GROUP,
+                    ["bash", "-c", f'PORT={up} node "{EVERYTHING}" streamableHttp >/dev/null 2>&1 & '
+                                 f'for i in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/{up}) 2>/dev/null && break; sleep 0.05; done; '
+                                 f'exec "{a.gateway}" serve --config "{cfg}" --listen 127.0.0.1:{p} --data-dir "{tmp}/data-group"'], p, "g__echo"))
     peers = set(filter(None, a.peers.split(",")))
     if "supergateway" in peers:
         p = free_port()
@@ -211,6 +224,13 @@ def main() -> None:
             st = f"{s.startup_ms:.0f}" if s is not ceiling and s.startup_ms else ""
             fmt = lambda v, f: "" if v != v else f.format(v)  # noqa: E731 (NaN check)
             print(f"| {s.name} | {mode[0]} × {mode[1]} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {fmt(rr, '{:.2f}×')} | {fmt(pr, '{:.2f}×')} | {fmt(cpu, '{:.3f}')}{fmt(own, ' / {:.3f}')} | {idle} | {aft} | {st} |")
+    print("\nThrough a group against a plain upstream of the same kind (ratios of medians; the gateway's own CPU per call):\n")
+    print("| sessions × in flight | req/s group / plain | p50 group / plain | own CPU group / plain |")
+    print("|---|---|---|---|")
+    for mode in modes:
+        g, q = results[(GROUP, mode)], results[(PLAIN, mode)]
+        print(f"| {mode[0]} × {mode[1]} | {med(g, 'rps') / med(q, 'rps'):.3f} | {med(g, 'p50_us') / med(q, 'p50_us'):.3f} | "
+              f"{med(g, 'own_cpu_per_1000') / med(q, 'own_cpu_per_1000'):.3f} |")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks, side by side in one run: the proxy path (direct vs mcp-edge-gateway with a stdio and an
 # HTTP upstream vs supergateway and mcp-proxy), the load generator's own ceiling, start-up and
-# memory; the offline queue's durable enqueue rate; then sizes and the core's criterion
+# memory; the proxy path through a group; failover and breaker timings and sampling through a local
+# model; the offline queue's durable enqueue rate; then sizes and the core's criterion
 # micro-benchmarks (cache hit vs miss among them). Prints markdown.
 # Usage: scripts/bench.sh [--quick]   (not part of the CI test run: too noisy)
 source "$(dirname "$0")/lib.sh"
@@ -28,6 +29,19 @@ cargo_locked build --release -p mcp-edge-gateway-native
 step "proxy path (this takes a while; the machine should be otherwise idle)"
 python3 "$ROOT/scripts/bench.py" --gateway "$ROOT/target/release/mcp-edge-gateway" \
   --loadgen "$ROOT/target/release/mcp-loadgen" --peers supergateway,mcp-proxy ${QUICK:+--quick}
+
+step "the engine's cost of a group, in instructions (callgrind; exact, unlike the timings above)"
+cargo_locked build --release --example route_cost
+echo "| engine round trip (parse, route, remap, serialise, both ways) | instructions per call |"
+echo "|---|---|"
+for mode in plain group; do
+  ir=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null "$ROOT/target/release/examples/route_cost" "$mode" 20000 2>&1 | sed -n 's/.*I *refs: *//p' | tr -d ,)
+  echo "| $mode | $(( ir / 20000 )) |"
+done
+
+step "groups and sampling: failover latency, a breaker opening on a hanging member, sampling through the local model"
+"$ROOT/scripts/setup-model.sh" >/dev/null
+"$INTEROP/.venv/bin/python" "$ROOT/scripts/bench_groups.py" "$ROOT/target/release/mcp-edge-gateway" "$([ -n "$QUICK" ] && echo 3 || echo 7)"
 
 step "start-up and idle memory of the native host alone (embedded default)"
 python3 "$ROOT/scripts/bench_startup.py" "$ROOT/target/release/mcp-edge-gateway" "$([ -n "$QUICK" ] && echo 5 || echo 20)"

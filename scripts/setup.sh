@@ -45,4 +45,7 @@ if ! cmp -s "$INTEROP/requirements.txt" "$VENV/.installed-requirements" 2>/dev/n
   "$VENV/bin/pip" install --disable-pip-version-check -q -r "$INTEROP/requirements.txt"
   cp "$INTEROP/requirements.txt" "$VENV/.installed-requirements"
 fi
+step "the small model for the sampling tests (scripts/setup-model.sh: llama-cpp-python + SmolLM2-135M, cached)"
+# Its two MODEL_*= lines (stdout) are for callers that eval them; the tests find the cache themselves.
+"$ROOT/scripts/setup-model.sh" </dev/null >&2
 echo "setup done"

@@ -11,6 +11,9 @@
 //! - [`Gateway::open_session`] / [`Gateway::close_session`] for downstream clients.
 //! - [`Gateway::handle_client`] and [`Gateway::handle_upstream`] for every message received.
 //! - [`Gateway::handle_timeout`] once [`Gateway::poll_timeout`]'s deadline has passed.
+//! - [`Gateway::upstream_undelivered`] / [`Gateway::upstream_lost`] when a request of ours never
+//!   left, or left and will never be answered (its connection broke).
+//! - [`Gateway::sampling_done`] with a sampling provider's answer ([`Output::Sample`]).
 //!
 //! After each call it drains [`Gateway::poll_output`] and performs what comes out, in order. The engine
 //! never blocks and never panics on peer input: whatever a peer sends, the answer is a message.
@@ -22,7 +25,8 @@
 //! `sessions` (downstream sessions), `client` (what clients send), `calls` (routing a request to one
 //! upstream), `lists` (aggregated lists), `links` (what the host reports about upstream links, probe,
 //! initialisation, catalogue), `answers` (what upstreams send back), `server_requests` (sampling,
-//! elicitation and roots, era bridging), `time` (deadlines) and `offline` (cache and queue).
+//! elicitation and roots, era bridging), `groups` (which member serves a group's call, health,
+//! failover), `sampling` (the provider chain), `time` (deadlines) and `offline` (cache and queue).
 
 mod answers;
 mod calls;

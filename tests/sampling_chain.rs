@@ -201,3 +201,33 @@ fn the_browsers_callback_gets_the_mcp_params_as_they_are() {
     let text = final_text(&mut sim, s, 1);
     assert!(text.contains("from js") && text.contains("\"model\":\"callback\""), "{text}");
 }
+
+#[test]
+fn a_modern_upstream_is_told_it_may_ask_for_sampling_when_the_chain_can_answer() {
+    let mut sim = sim_with(FakeServer::modern(&["sample"]), &["local", "client"]);
+    let s = sim.gw.open_session(sim.now);
+    sim.send(
+        s,
+        Message::request(Id::Num(1), "tools/call", json!({"name": "a__sample", "_meta": modern_meta(json!({}))})),
+    );
+    let sent = sim.servers[0].seen.iter().rev().find_map(|m| match m {
+        Message::Request { method, params, .. } if method == "tools/call" => params.clone(),
+        _ => None,
+    });
+    let caps = sent.unwrap()["_meta"]["io.modelcontextprotocol/clientCapabilities"].clone();
+    assert_eq!(caps["sampling"], json!({}), "{caps}");
+    // Without a chain, a client's own capabilities pass as they are.
+    let cfg = GatewayConfig { upstreams: vec![spec("a")], ..Default::default() };
+    let mut sim = Sim::new(cfg, vec![FakeServer::modern(&["sample"])]);
+    sim.connect(0);
+    let s = sim.gw.open_session(sim.now);
+    sim.send(
+        s,
+        Message::request(Id::Num(1), "tools/call", json!({"name": "a__sample", "_meta": modern_meta(json!({}))})),
+    );
+    let sent = sim.servers[0].seen.iter().rev().find_map(|m| match m {
+        Message::Request { method, params, .. } if method == "tools/call" => params.clone(),
+        _ => None,
+    });
+    assert!(sent.unwrap()["_meta"]["io.modelcontextprotocol/clientCapabilities"].get("sampling").is_none());
+}

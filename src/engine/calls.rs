@@ -238,6 +238,15 @@ impl Gateway {
                     None => (protocol::gateway_client_capabilities(), self.client_info()),
                 };
                 protocol::stamp_modern_meta(&mut params, protocol::LATEST_MODERN, &caps, &info);
+                // The sampling chain answers for a client that cannot: tell the upstream it may ask.
+                if self.cfg.sampling.active() {
+                    if let Some(c) = params
+                        .pointer_mut(&format!("/_meta/{}", meta::CLIENT_CAPABILITIES.replace('/', "~1")))
+                        .and_then(Value::as_object_mut)
+                    {
+                        c.entry("sampling").or_insert_with(|| json!({}));
+                    }
+                }
             }
             if let Some(o) = params.as_object_mut() {
                 for (k, v) in &call.round {

@@ -130,8 +130,7 @@ impl Gateway {
         gc.tried.push(u.0);
         gc.first_byte = fb.map(|t| now + t);
         if first {
-            let p = self.cfg.groups[g].retry.clone();
-            self.budgets[g].first_attempt(now, &p);
+            self.budgets[g].first_attempt(now, &self.cfg.groups[g].retry);
         }
         if let Some(Pending::Client(c)) = self.ups[u.0].pending.get_mut(&gid) {
             if let Some(t) = total {
@@ -164,16 +163,14 @@ impl Gateway {
 
     pub(super) fn member_ok(&mut self, now: Millis, u: UpstreamId) {
         let Some(g) = self.group_of(u.0) else { return };
-        let p = self.cfg.groups[g].breaker.clone();
-        if let Some(t) = self.health[u.0].success(now, &p) {
+        if let Some(t) = self.health[u.0].success(now, &self.cfg.groups[g].breaker) {
             self.breaker_moved(now, u, t);
         }
     }
 
     pub(super) fn member_failed(&mut self, now: Millis, u: UpstreamId) {
         let Some(g) = self.group_of(u.0) else { return };
-        let p = self.cfg.groups[g].breaker.clone();
-        if let Some(t) = self.health[u.0].failure(now, &p) {
+        if let Some(t) = self.health[u.0].failure(now, &self.cfg.groups[g].breaker) {
             self.breaker_moved(now, u, t);
         }
     }

@@ -90,10 +90,13 @@ class ModelServer:
     constructor returns once GET /v1/models answers with the alias; it raises ModelServerError if the
     process exits first or `timeout` seconds pass, with the tail of the server's output in the message.
     `chat_format` (e.g. "chatml-function-calling") and `extra_args` go to llama_cpp.server as given.
+    `api_key` starts it with `--api_key`: every request then needs `Authorization: Bearer <key>` (a
+    wrong or missing key is a 401), and this class sends it itself (the readiness check, chat()).
     """
 
     def __init__(self, alias: str, port: int | None = None, *, n_ctx: int = 2048,
                  chat_format: str | None = None, extra_args: Sequence[str] = (),
+                 api_key: str | None = None,
                  timeout: float = START_TIMEOUT_S, host: str = "127.0.0.1"):
         python, gguf = model_python(), model_gguf()
         for path in (python, gguf):
@@ -101,6 +104,12 @@ class ModelServer:
                 raise ModelServerError(f"{path} not found: run scripts/setup-model.sh first")
         self.alias = alias
         self.host = host
+        extra_args = list(extra_args)
+        if "--api_key" in extra_args[:-1]:  # given the raw way: still authenticate our own requests
+            api_key = api_key or extra_args[extra_args.index("--api_key") + 1]
+        elif api_key:
+            extra_args += ["--api_key", api_key]
+        self.api_key = api_key
         self._proc: subprocess.Popen | None = None
         self._log = tempfile.TemporaryFile(prefix=f"model-server-{alias}-")
         self._started = time.monotonic()
@@ -112,7 +121,7 @@ class ModelServer:
                    "--interrupt_requests", "False"]
             if chat_format:
                 cmd += ["--chat_format", chat_format]
-            cmd += list(extra_args)
+            cmd += extra_args
             self._log.seek(0)
             self._log.truncate()
             self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
@@ -146,7 +155,8 @@ class ModelServer:
                     f"llama_cpp.server for {self.alias!r} on port {self.port} exited with code {rc} before it "
                     f"answered; its last output:\n{self.log_tail()}")
             try:
-                with urllib.request.urlopen(self.url + "/models", timeout=2) as r:
+                req = urllib.request.Request(self.url + "/models", headers=self._auth())
+                with urllib.request.urlopen(req, timeout=2) as r:
                     ids = [m.get("id") for m in json.load(r).get("data", [])]
                 if self.alias in ids:
                     return
@@ -157,6 +167,9 @@ class ModelServer:
                     f"llama_cpp.server for {self.alias!r} on port {self.port} did not answer GET /v1/models "
                     f"within {timeout:g} s; its last output:\n{self.log_tail()}")
             time.sleep(0.1)
+
+    def _auth(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     def log_tail(self, lines: int = 40) -> str:
         """The last lines of the server's stdout and stderr (llama.cpp's and uvicorn's logs)."""
@@ -184,7 +197,7 @@ class ModelServer:
         JSON response. An HTTP error status raises ModelServerHTTPError with .status and .body."""
         body = {"model": self.alias, "messages": messages, **kw}
         req = urllib.request.Request(self.url + "/chat/completions", data=json.dumps(body).encode(),
-                                     headers={"content-type": "application/json"})
+                                     headers={"content-type": "application/json", **self._auth()})
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
                 return json.load(r)
