@@ -2,7 +2,8 @@
 //! state machines on the engine's injected time; the engine decides what an outcome is.
 //!
 //! Breaker: **closed** (calls flow) → **open** after `failures` consecutive failures, or when at
-//! least `min_calls` calls in the last `window_ms` failed at `error_rate` or more → after a
+//! least `min_calls` calls in the last `window_ms` (counted in tenths of it) failed at `error_rate`
+//! or more → after a
 //! cooldown, **half-open**: one trial (the engine's probe) → success closes it, failure opens it
 //! again with the cooldown doubled, up to `max_cooldown_ms`. A member that stays closed for
 //! `max_cooldown_ms` starts again from the base cooldown.
@@ -13,7 +14,46 @@
 
 use crate::config::{BreakerPolicy, RetryPolicy};
 use crate::engine::Millis;
-use std::collections::VecDeque;
+
+/// Counts over a sliding window, kept in ten buckets of a tenth of the window each: constant time
+/// and no allocation per call, at the price of a window that slides a bucket at a time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Window {
+    /// (bucket number, first count, second count); a bucket number is `now / (window / 10)`.
+    buckets: [(u64, u32, u32); 10],
+    last: u64,
+}
+
+impl Window {
+    fn slot(window_ms: u64, now: Millis) -> u64 {
+        now / (window_ms / 10).max(1)
+    }
+
+    /// Add to the counts of the bucket `now` falls in.
+    pub fn add(&mut self, window_ms: u64, now: Millis, a: u32, b: u32) {
+        let n = Self::slot(window_ms, now);
+        let cell = &mut self.buckets[(n % 10) as usize];
+        if cell.0 != n {
+            *cell = (n, 0, 0);
+        }
+        cell.1 = cell.1.saturating_add(a);
+        cell.2 = cell.2.saturating_add(b);
+        self.last = self.last.max(n);
+    }
+
+    /// Both counts over the last ten buckets as of `now` (or of the last addition, if `None`).
+    pub fn sums(&self, window_ms: u64, now: Option<Millis>) -> (u32, u32) {
+        let n = now.map_or(self.last, |t| Self::slot(window_ms, t));
+        self.buckets
+            .iter()
+            .filter(|c| c.0 + 10 > n && c.0 <= n && (c.1 > 0 || c.2 > 0))
+            .fold((0, 0), |(a, b), c| (a + c.1, b + c.2))
+    }
+
+    fn clear(&mut self) {
+        self.buckets = Default::default();
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BreakerState {
@@ -60,8 +100,9 @@ pub enum Why {
 pub struct Breaker {
     state: BreakerState,
     consecutive: u32,
-    /// (time, failed) of recent outcomes, oldest first.
-    window: VecDeque<(Millis, bool)>,
+    /// Recent outcomes: (calls, failures).
+    window: Window,
+    window_ms: u64,
     /// Times opened in a row (the next cooldown doubles with each).
     ejections: u32,
     /// When it last closed (an ejection streak ends after a quiet while).
@@ -75,7 +116,8 @@ impl Default for Breaker {
         Breaker {
             state: BreakerState::Closed,
             consecutive: 0,
-            window: VecDeque::new(),
+            window: Window::default(),
+            window_ms: 1,
             ejections: 0,
             closed_at: 0,
             failures_total: 0,
@@ -96,7 +138,7 @@ impl Breaker {
 
     /// Failures among the outcomes still in the window.
     pub fn recent_failures(&self) -> usize {
-        self.window.iter().filter(|(_, f)| *f).count()
+        self.window.sums(self.window_ms, None).1 as usize
     }
 
     pub fn ejections(&self) -> u32 {
@@ -146,8 +188,7 @@ impl Breaker {
             BreakerState::Open { .. } => return None,
             BreakerState::HalfOpen => Why::TrialFailed,
             BreakerState::Closed => {
-                let n = self.window.len() as u32;
-                let failed = self.recent_failures() as u32;
+                let (n, failed) = self.window.sums(p.window_ms, Some(now));
                 if self.consecutive >= p.failures {
                     Why::Consecutive(self.consecutive)
                 } else if n >= p.min_calls && f64::from(failed) >= p.error_rate * f64::from(n) {
@@ -170,46 +211,34 @@ impl Breaker {
     }
 
     fn record(&mut self, now: Millis, failed: bool, p: &BreakerPolicy) {
-        self.window.push_back((now, failed));
-        while self.window.front().is_some_and(|(t, _)| t.saturating_add(p.window_ms) <= now) || self.window.len() > 1024
-        {
-            self.window.pop_front();
-        }
+        self.window_ms = p.window_ms;
+        self.window.add(p.window_ms, now, 1, u32::from(failed));
     }
 }
 
 /// A group's allowance for extra attempts.
 #[derive(Debug, Clone, Default)]
 pub struct RetryBudget {
-    firsts: VecDeque<Millis>,
-    extras: VecDeque<Millis>,
+    /// (first attempts, extra attempts) in the budget window.
+    window: Window,
     pub refused: u64,
 }
 
 impl RetryBudget {
     pub fn first_attempt(&mut self, now: Millis, p: &RetryPolicy) {
-        self.firsts.push_back(now);
-        self.trim(now, p);
+        self.window.add(p.budget_window_ms, now, 1, 0);
     }
 
     /// Spend one extra attempt if the budget allows it.
     pub fn try_spend(&mut self, now: Millis, p: &RetryPolicy) -> bool {
-        self.trim(now, p);
-        let allowed = (p.budget_ratio * self.firsts.len() as f64).floor() as usize + p.budget_min as usize;
-        if self.extras.len() < allowed {
-            self.extras.push_back(now);
+        let (firsts, extras) = self.window.sums(p.budget_window_ms, Some(now));
+        let allowed = (p.budget_ratio * f64::from(firsts)).floor() as u32 + p.budget_min;
+        if extras < allowed {
+            self.window.add(p.budget_window_ms, now, 0, 1);
             true
         } else {
             self.refused += 1;
             false
-        }
-    }
-
-    fn trim(&mut self, now: Millis, p: &RetryPolicy) {
-        for q in [&mut self.firsts, &mut self.extras] {
-            while q.front().is_some_and(|t| t.saturating_add(p.budget_window_ms) <= now) || q.len() > 100_000 {
-                q.pop_front();
-            }
         }
     }
 }

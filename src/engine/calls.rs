@@ -304,17 +304,20 @@ impl Gateway {
 
 /// What a group routes a request on: the kind of item and the member's own name or URI.
 fn group_item(m: &str, params: &Value) -> Option<(ListKind, String)> {
-    let s = |p: &str| params.pointer(p).and_then(Value::as_str).map(str::to_string);
+    let field = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
     match m {
-        method::TOOLS_CALL => Some((ListKind::Tools, s("/name")?)),
-        method::PROMPTS_GET => Some((ListKind::Prompts, s("/name")?)),
+        method::TOOLS_CALL => Some((ListKind::Tools, field(params, "name")?)),
+        method::PROMPTS_GET => Some((ListKind::Prompts, field(params, "name")?)),
         method::RESOURCES_READ | method::RESOURCES_SUBSCRIBE | method::RESOURCES_UNSUBSCRIBE => {
-            Some((ListKind::Resources, s("/uri")?))
+            Some((ListKind::Resources, field(params, "uri")?))
         }
-        method::COMPLETE => match s("/ref/type")?.as_str() {
-            "ref/prompt" => Some((ListKind::Prompts, s("/ref/name")?)),
-            _ => Some((ListKind::Resources, s("/ref/uri")?)),
-        },
+        method::COMPLETE => {
+            let r = params.get("ref")?;
+            match r.get("type").and_then(Value::as_str)? {
+                "ref/prompt" => Some((ListKind::Prompts, field(r, "name")?)),
+                _ => Some((ListKind::Resources, field(r, "uri")?)),
+            }
+        }
         _ => None,
     }
 }

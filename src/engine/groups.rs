@@ -114,10 +114,10 @@ impl Gateway {
     ) {
         let Some(g) = self.group_of(u.0) else { return };
         let spec = &self.cfg.groups[g];
-        let Some(Pending::Client(c)) = self.ups[u.0].pending.get(&gid) else { return };
-        let total = spec.total_for(&c.method);
-        let fb = spec.first_byte_for(&c.method);
-        let first = prior.is_none();
+        let Some(Pending::Client(c)) = self.ups[u.0].pending.get_mut(&gid) else { return };
+        if prior.is_none() {
+            self.budgets[g].first_attempt(now, &spec.retry);
+        }
         let mut gc = prior.unwrap_or(GroupCall {
             group: g,
             kind,
@@ -128,16 +128,11 @@ impl Gateway {
             last_progress: None,
         });
         gc.tried.push(u.0);
-        gc.first_byte = fb.map(|t| now + t);
-        if first {
-            self.budgets[g].first_attempt(now, &self.cfg.groups[g].retry);
+        gc.first_byte = spec.first_byte_for(&c.method).map(|t| now + t);
+        if let Some(t) = spec.total_for(&c.method) {
+            c.deadline = now + t;
         }
-        if let Some(Pending::Client(c)) = self.ups[u.0].pending.get_mut(&gid) {
-            if let Some(t) = total {
-                c.deadline = now + t;
-            }
-            c.group = Some(gc);
-        }
+        c.group = Some(gc);
     }
 
     /// The member's first sign of life for call `gid`.
