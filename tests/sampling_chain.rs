@@ -158,11 +158,7 @@ fn a_modern_upstreams_input_required_sampling_is_answered_for_a_modern_client_wi
     let text = final_text(&mut sim, s, 1);
     assert!(text.contains("smollm2-135m") && text.contains("Hello"), "{text}");
     // The retry upstream carried the answer under the upstream's key, with its requestState.
-    let retry = sim.servers[0].seen.iter().rev().find_map(|m| match m {
-        Message::Request { method, params, .. } if method == "tools/call" => params.clone(),
-        _ => None,
-    });
-    let retry = retry.unwrap();
+    let retry = sim.last_params(0, "tools/call").unwrap();
     assert_eq!(retry["requestState"], "opaque-state-2");
     assert_eq!(retry["inputResponses"]["llm"]["model"], "smollm2-135m");
 }
@@ -210,10 +206,7 @@ fn a_modern_upstream_is_told_it_may_ask_for_sampling_when_the_chain_can_answer()
         s,
         Message::request(Id::Num(1), "tools/call", json!({"name": "a__sample", "_meta": modern_meta(json!({}))})),
     );
-    let sent = sim.servers[0].seen.iter().rev().find_map(|m| match m {
-        Message::Request { method, params, .. } if method == "tools/call" => params.clone(),
-        _ => None,
-    });
+    let sent = sim.last_params(0, "tools/call");
     let caps = sent.unwrap()["_meta"]["io.modelcontextprotocol/clientCapabilities"].clone();
     assert_eq!(caps["sampling"], json!({}), "{caps}");
     // Without a chain, a client's own capabilities pass as they are.
@@ -225,9 +218,6 @@ fn a_modern_upstream_is_told_it_may_ask_for_sampling_when_the_chain_can_answer()
         s,
         Message::request(Id::Num(1), "tools/call", json!({"name": "a__sample", "_meta": modern_meta(json!({}))})),
     );
-    let sent = sim.servers[0].seen.iter().rev().find_map(|m| match m {
-        Message::Request { method, params, .. } if method == "tools/call" => params.clone(),
-        _ => None,
-    });
+    let sent = sim.last_params(0, "tools/call");
     assert!(sent.unwrap()["_meta"]["io.modelcontextprotocol/clientCapabilities"].get("sampling").is_none());
 }

@@ -402,6 +402,14 @@ impl Sim {
     }
 
     /// Send a request and return its final answer (result or error), asserting there is one.
+    /// The params of the last `method` request upstream `u` received.
+    pub fn last_params(&self, u: usize, method: &str) -> Option<Value> {
+        self.servers[u].seen.iter().rev().find_map(|m| match m {
+            Message::Request { method: x, params, .. } if x == method => params.clone(),
+            _ => None,
+        })
+    }
+
     /// How many `tools/call` requests upstream `u` received.
     pub fn calls_seen(&self, u: usize) -> usize {
         self.servers[u]
