@@ -35,6 +35,9 @@ pub fn read_groups(at: &str, groups: &Value, cfg: &mut GatewayConfig) -> Result<
             Some(Value::Array(a)) if !a.is_empty() => a,
             _ => return Err(format!("{key}: must be a non-empty list of upstream names")),
         };
+        if names.len() > 128 {
+            return Err(format!("{key}: at most 128 members"));
+        }
         let mut members = Vec::new();
         for (i, m) in names.iter().enumerate() {
             let Some(m) = m.as_str() else { return Err(format!("{key}[{i}]: must be an upstream name")) };

@@ -70,9 +70,8 @@ impl Gateway {
             Err(e) => return self.reply_err(s, id, e),
         };
         // A group member: the group decides which member serves the item.
-        let item = self.group_of(u.0).and_then(|_| group_item(&m, &params));
-        let u = match &item {
-            Some((kind, key)) => self.group_target(u, *kind, key),
+        let u = match self.group_of(u.0).and_then(|_| group_item(&m, &params)) {
+            Some((kind, key)) => self.group_target(u, kind, key),
             None => u,
         };
         if m == method::TOOLS_CALL && self.maybe_enqueue(now, s, &id, u, &exposed, &mut params, modern) {
@@ -104,8 +103,8 @@ impl Gateway {
             }
         }
         if let Some(gid) = self.forward(now, s, id, u, m, params, None, modern, slot) {
-            if let Some((kind, key)) = item {
-                self.group_sent(now, u, gid, kind, key, None);
+            if self.group_of(u.0).is_some() {
+                self.group_sent(now, u, gid, None);
             }
         }
     }
@@ -303,8 +302,8 @@ impl Gateway {
 }
 
 /// What a group routes a request on: the kind of item and the member's own name or URI.
-fn group_item(m: &str, params: &Value) -> Option<(ListKind, String)> {
-    let field = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+pub(super) fn group_item<'a>(m: &str, params: &'a Value) -> Option<(ListKind, &'a str)> {
+    let field = |v: &'a Value, k: &str| v.get(k).and_then(Value::as_str);
     match m {
         method::TOOLS_CALL => Some((ListKind::Tools, field(params, "name")?)),
         method::PROMPTS_GET => Some((ListKind::Prompts, field(params, "name")?)),

@@ -21,10 +21,8 @@ use crate::health::{self, Transition, Why};
 #[derive(Debug, Clone)]
 pub(super) struct GroupCall {
     pub(super) group: usize,
-    kind: ListKind,
-    /// The member's own name (or URI) of the item.
-    key: String,
-    tried: Vec<usize>,
+    /// Members tried so far, by position in the group (bit i: `members[i]`).
+    tried: u128,
     extra: u32,
     /// Until the member's first sign of life for this call.
     pub(super) first_byte: Option<Millis>,
@@ -79,19 +77,23 @@ impl Gateway {
         self.ups[m].link == Link::Ready && self.health[m].allows()
     }
 
-    /// The member a group call for `key` goes to, skipping `tried`; `None` if none can take it.
-    fn pick(&self, g: usize, kind: ListKind, key: &str, tried: &[usize]) -> Option<usize> {
-        self.cfg.groups[g]
-            .members
-            .iter()
-            .copied()
-            .find(|&m| !tried.contains(&m) && self.usable(m) && self.has_item(m, kind, key))
+    /// The member a group call for `key` goes to, skipping those `tried`; `None` if none can take it.
+    fn pick(&self, g: usize, kind: ListKind, key: &str, tried: u128) -> Option<usize> {
+        let members = &self.cfg.groups[g].members;
+        (0..members.len())
+            .find(|&i| tried & (1 << i) == 0 && self.usable(members[i]) && self.has_item(members[i], kind, key))
+            .map(|i| members[i])
+    }
+
+    /// `u`'s bit in a group call's `tried`.
+    fn bit(&self, g: usize, u: usize) -> u128 {
+        self.cfg.groups[g].members.iter().position(|&m| m == u).map_or(0, |i| 1 << i)
     }
 
     /// Where a call routed to `u` goes when `u` is a group member: see the module documentation.
     pub(super) fn group_target(&self, u: UpstreamId, kind: ListKind, key: &str) -> UpstreamId {
         let Some(g) = self.group_of(u.0) else { return u };
-        if let Some(m) = self.pick(g, kind, key, &[]) {
+        if let Some(m) = self.pick(g, kind, key, 0) {
             return UpstreamId(m);
         }
         let members = &self.cfg.groups[g].members;
@@ -103,31 +105,16 @@ impl Gateway {
     }
 
     /// A group call was just forwarded to `u` as `gid`: note where it has been and set its deadlines.
-    pub(super) fn group_sent(
-        &mut self,
-        now: Millis,
-        u: UpstreamId,
-        gid: i64,
-        kind: ListKind,
-        key: String,
-        prior: Option<GroupCall>,
-    ) {
+    pub(super) fn group_sent(&mut self, now: Millis, u: UpstreamId, gid: i64, prior: Option<GroupCall>) {
         let Some(g) = self.group_of(u.0) else { return };
+        let bit = self.bit(g, u.0);
         let spec = &self.cfg.groups[g];
         let Some(Pending::Client(c)) = self.ups[u.0].pending.get_mut(&gid) else { return };
         if prior.is_none() {
             self.budgets[g].first_attempt(now, &spec.retry);
         }
-        let mut gc = prior.unwrap_or(GroupCall {
-            group: g,
-            kind,
-            key,
-            tried: Vec::new(),
-            extra: 0,
-            first_byte: None,
-            last_progress: None,
-        });
-        gc.tried.push(u.0);
+        let mut gc = prior.unwrap_or(GroupCall { group: g, tried: 0, extra: 0, first_byte: None, last_progress: None });
+        gc.tried |= bit;
         gc.first_byte = spec.first_byte_for(&c.method).map(|t| now + t);
         if let Some(t) = spec.total_for(&c.method) {
             c.deadline = now + t;
@@ -246,13 +233,14 @@ impl Gateway {
 
     /// Whether this call may run twice.
     fn safe(&self, u: UpstreamId, call: &ClientCall, g: &GroupCall) -> bool {
+        let key = super::calls::group_item(&call.method, &call.sent_params).map_or("", |(_, k)| k);
         match call.method.as_str() {
             method::RESOURCES_READ | method::PROMPTS_GET | method::COMPLETE => true,
             m if call.list.is_some() || m.ends_with("/list") => true,
             method::TOOLS_CALL => {
-                self.cfg.groups[g.group].retry.safe_tools.contains(&g.key)
+                self.cfg.groups[g.group].retry.safe_tools.iter().any(|t| t == key)
                     || self.catalog.items(u.0, ListKind::Tools).iter().chain(&self.known[u.0]).any(|t| {
-                        item_key(ListKind::Tools, t) == Some(g.key.as_str())
+                        item_key(ListKind::Tools, t) == Some(key)
                             && ["readOnlyHint", "idempotentHint"]
                                 .iter()
                                 .any(|h| t.pointer(&format!("/annotations/{h}")).and_then(Value::as_bool) == Some(true))
@@ -307,14 +295,17 @@ impl Gateway {
         if let Some(gc) = call.group.as_mut() {
             gc.extra += 1;
         }
-        match self.pick(g.group, g.kind, &g.key, &g.tried) {
+        let Some((kind, key)) = super::calls::group_item(&call.method, &call.sent_params) else {
+            return Err((call, false));
+        };
+        match self.pick(g.group, kind, key, g.tried) {
             Some(_) => self.resend(now, u, call, true).map_err(|c| (c, false)),
             None => {
                 // No other member: the same one again, after a jittered backoff.
                 let n = call.group.as_ref().map_or(1, |g| g.extra);
                 let wait = health::backoff(n, &p, self.tokens.next_u64());
                 if let Some(gc) = call.group.as_mut() {
-                    gc.tried.retain(|m| *m != u.0);
+                    gc.tried &= !self.bit(g.group, u.0);
                 }
                 self.delayed.push(Delayed { due: now + wait, from: u, call });
                 Ok(())
@@ -332,14 +323,16 @@ impl Gateway {
     ) -> Result<(), Box<ClientCall>> {
         let Some(g) = call.group.clone() else { return Err(call) };
         let Some(s) = call.session.filter(|s| self.sessions.contains_key(s)) else { return Ok(()) };
-        let Some(to) = self.pick(g.group, g.kind, &g.key, &g.tried) else { return Err(call) };
+        let Some((kind, key)) = super::calls::group_item(&call.method, &call.sent_params) else { return Err(call) };
+        let Some(to) = self.pick(g.group, kind, key, g.tried) else { return Err(call) };
+        let key = key.to_string();
         if counted {
             self.stats.retries += 1;
         }
         if to != from.0 {
             self.stats.failovers += 1;
             let (a, b) = (self.uname(from).to_string(), self.cfg.upstreams[to].name.clone());
-            self.log(LogLevel::Info, format!("{} {:?}: failing over from {a:?} to {b:?}", call.method, g.key));
+            self.log(LogLevel::Info, format!("{} {key:?}: failing over from {a:?} to {b:?}", call.method));
         }
         let mut params = call.sent_params.clone();
         if let Some(t) = &call.client_progress {
@@ -347,7 +340,7 @@ impl Gateway {
         }
         let ClientCall { client_id, method, modern_client, cache, list, .. } = *call;
         if let Some(gid) = self.forward(now, s, client_id, UpstreamId(to), method, params, list, modern_client, cache) {
-            self.group_sent(now, UpstreamId(to), gid, g.kind, g.key.clone(), Some(g));
+            self.group_sent(now, UpstreamId(to), gid, Some(g));
         }
         Ok(())
     }
