@@ -227,7 +227,7 @@ impl Link {
                 return self.session_expired(m);
             }
             if let Some(id) = gid {
-                if !self.deliver_body(&body, Some(&id), &meth, gnum_of(&id), false) {
+                if self.deliver_body(&body, Some(&id), &meth, gnum_of(&id), false).is_none() {
                     let e = ErrorObject::new(
                         code::INTERNAL_ERROR,
                         format!("upstream answered HTTP {status}: {}", &text[..text.len().min(200)]),
@@ -248,6 +248,7 @@ impl Link {
         if ctype.starts_with("text/event-stream") {
             let mut stream = resp.bytes_stream();
             let mut parser = Parser::default();
+            let mut answered = false;
             while let Some(chunk) = stream.next().await {
                 let Ok(chunk) = chunk else { break };
                 let Ok(events) = parser.feed(&chunk) else {
@@ -257,8 +258,14 @@ impl Link {
                     if ev.data.trim().is_empty() {
                         continue;
                     }
-                    self.deliver_body(ev.data.as_bytes(), gid.as_ref(), &meth, gnum, status.is_success());
+                    answered |= self.deliver_body(ev.data.as_bytes(), gid.as_ref(), &meth, gnum, status.is_success())
+                        == Some(true);
                 }
+            }
+            // The stream ended (or broke) before our request's answer: it may have run, and no
+            // answer will come on this stream.
+            if let (false, Some(g)) = (answered, gnum) {
+                self.h.send(Cmd::Lost(self.u, g, "its response stream ended before the answer".into()));
             }
         } else {
             let body = resp.bytes().await.unwrap_or_default();
@@ -279,7 +286,7 @@ impl Link {
                 self.forget(gnum);
                 return;
             }
-            if !self.deliver_body(&body, gid.as_ref(), &meth, gnum, status.is_success()) {
+            if self.deliver_body(&body, gid.as_ref(), &meth, gnum, status.is_success()).is_none() {
                 if let Some(id) = gid {
                     let snippet = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
                     self.to_engine(
@@ -314,11 +321,15 @@ impl Link {
 
     /// Hand one JSON body (a message) to the engine. Errors without an id (HTTP 400 replies) are
     /// given our request's id so the engine can match them. Returns whether it was a message.
-    fn deliver_body(&self, body: &[u8], gid: Option<&Id>, meth: &str, gnum: Option<i64>, ok: bool) -> bool {
-        let Some(msg) = self.state.lock().expect("poisoned").http.interpret(body, gid, meth, ok) else {
-            return false;
-        };
+    /// Hand one body (or SSE event) to the engine. `None` if it is not a message; else whether it
+    /// was the answer to our request `gid`.
+    fn deliver_body(&self, body: &[u8], gid: Option<&Id>, meth: &str, gnum: Option<i64>, ok: bool) -> Option<bool> {
+        let msg = self.state.lock().expect("poisoned").http.interpret(body, gid, meth, ok)?;
         let is_init_response = meth == method::INITIALIZE && matches!(msg, Message::Response { .. });
+        let answer = match &msg {
+            Message::Response { id, .. } | Message::Error { id: Some(id), .. } => Some(id) == gid,
+            _ => false,
+        };
         self.to_engine(msg, gnum);
         if is_init_response {
             let me = self.state.lock().expect("poisoned").me.clone();
@@ -326,7 +337,7 @@ impl Link {
                 me.open_get_stream();
             }
         }
-        true
+        Some(answer)
     }
 
     /// Legacy servers may push notifications and requests on a standalone GET stream.
