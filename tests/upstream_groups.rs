@@ -380,3 +380,24 @@ fn a_call_whose_connection_broke_after_it_was_sent_is_in_doubt_unless_safe() {
     assert_eq!(e.code, -32000);
     assert!(e.message.contains("\"a\"") && e.message.contains("connection broke"), "{}", e.message);
 }
+
+#[test]
+fn with_every_member_down_the_preferred_members_offline_queue_takes_the_call() {
+    let mut cfg = GatewayConfig { upstreams: vec![spec("local"), spec("cloud")], ..Default::default() };
+    cfg.upstreams[0].offline_queue = vec!["*".into()];
+    read_groups("groups", &json!({"g": {"members": ["local", "cloud"]}}), &mut cfg).unwrap();
+    let mut sim = Sim::new(cfg, vec![tools(), tools()]);
+    sim.connect(0);
+    sim.connect(1);
+    let s = sim.legacy_client(json!({}));
+    sim.disconnect(0);
+    sim.disconnect(1);
+    let r = sim.call(s, Id::Num(1), "tools/call", json!({"name": "g__echo", "arguments": {"n": 7}})).unwrap();
+    assert!(r["content"][0]["text"].as_str().unwrap().starts_with("Queued:"), "{r}");
+    assert_eq!((sim.calls_seen(0), sim.calls_seen(1)), (0, 0));
+    // The preferred member comes back: the queued call runs there, once.
+    sim.connect(0);
+    sim.advance(10);
+    assert_eq!((sim.calls_seen(0), sim.calls_seen(1)), (1, 0));
+    assert_eq!(sim.last_params(0, "tools/call").unwrap()["arguments"]["n"], 7);
+}
