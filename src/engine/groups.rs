@@ -213,8 +213,9 @@ impl Gateway {
             due
         };
         for d in due {
+            // A safe call: if no member can take it now, the client hears that, not "in doubt".
             if let Err(call) = self.resend(now, d.from, d.call, true) {
-                self.give_up(now, d.from, call, Failure::Sent, None);
+                self.give_up(now, d.from, call, Failure::NotSent, None);
             }
         }
     }
@@ -263,8 +264,9 @@ impl Gateway {
         if f != Failure::NotSent {
             self.member_failed(now, u);
         }
-        let Some(s) = call.session.filter(|s| self.sessions.contains_key(s)) else { return Ok(()) };
-        let _ = s;
+        if !call.session.is_some_and(|s| self.sessions.contains_key(&s)) {
+            return Ok(()); // Nobody waits for it any more.
+        }
         if call.collect.is_some() || !call.round.is_empty() {
             // Half way through a multi-round-trip call: its state lives on that member.
             return Err((call, f == Failure::Sent));
