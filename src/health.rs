@@ -13,7 +13,9 @@
 //! so an outage cannot multiply the load on a dying member.
 
 use crate::config::{BreakerPolicy, RetryPolicy};
-use crate::engine::Millis;
+
+/// Milliseconds on the engine's injected clock.
+type Millis = u64;
 
 /// Counts over a sliding window, kept in ten buckets of a tenth of the window each: constant time
 /// and no allocation per call, at the price of a window that slides a bucket at a time.

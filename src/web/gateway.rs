@@ -590,6 +590,7 @@ fn build(config: &JsValue, storage: Option<(IdbStore, Snapshot, Option<Function>
     };
     let shared = Runtime::new(engine);
     shared.borrow_mut().backoff = backoff;
+    shared.borrow_mut().sampler = Some(super::providers::ask);
     if let Some(st) = store {
         shared.borrow_mut().set_store(st, lock);
     }

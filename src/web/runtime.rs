@@ -57,6 +57,9 @@ pub struct Runtime {
     release_lock: Option<js_sys::Function>,
     /// First and longest reconnect delay, in ms (see [`schedule_reconnect`]).
     pub backoff: (u32, u32),
+    /// Who performs [`Output::Sample`] for an OpenAI-compatible provider: (job, url, request).
+    /// Set by the gateway (`providers::ask`); without it such a provider fails at once.
+    pub sampler: Option<fn(&Shared, u64, String, serde_json::Value)>,
 }
 
 pub type Shared = Rc<RefCell<Runtime>>;
@@ -79,6 +82,7 @@ impl Runtime {
             online_cb: None,
             release_lock: None,
             backoff: DEFAULT_BACKOFF,
+            sampler: None,
         }));
         let weak = Rc::downgrade(&shared);
         let cb = Closure::<dyn FnMut()>::new(move || {
@@ -189,11 +193,13 @@ pub fn pump(shared: &Shared) {
                 }
                 Output::Log { level, message } => log(level, &message),
                 Output::Sample { job, provider, url, request } => {
-                    if url.is_empty() {
-                        let why = format!("{provider:?} is no provider of this host");
-                        with(shared, |e, t| e.sampling_done(t, job, Err(why)));
-                    } else {
-                        super::providers::ask(shared, job, url, request);
+                    let sampler = shared.borrow().sampler;
+                    match sampler {
+                        Some(ask) if !url.is_empty() => ask(shared, job, url, request),
+                        _ => {
+                            let why = format!("{provider:?} is no provider of this host");
+                            with(shared, |e, t| e.sampling_done(t, job, Err(why)));
+                        }
                     }
                 }
                 Output::Store { ticket, ops } => {
