@@ -383,13 +383,20 @@ def test_hanging_member_is_ejected_by_its_breaker_and_restored_by_its_probe(rig,
             # ejected again for twice the cooldown.
             seen = set()
 
+            before = member(gw.status(), "local")["transitions"]
+
             def probe_failed():
                 seen.add(member(gw.status(), "local")["breaker"])
                 return f'group member "local" ejected for {2 * COOLDOWN_MS} ms: its probe failed' in gw.log_text()
 
             await until(probe_failed, (COOLDOWN_MS + PROBE_MS) / 1000 + 5, "the probe to fail", interval=0.03)
-            assert "half-open" in seen, f"never saw local half-open in /status (saw {seen})"
-            assert member(gw.status(), "local")["breaker"] == "open"
+            # Half-open may last only as long as the probe: a pooled connection the server closed
+            # while the proxy hung fails it at once, which is a failed probe all the same. The
+            # breaker went through it (two transitions: to half-open, back to open), whether or not
+            # a /status poll caught it.
+            st = gw.status()
+            assert member(st, "local")["breaker"] == "open", st["groups"]
+            assert member(st, "local")["transitions"] == before + 2, (before, st["groups"], seen)
             o = await call(c, "lookup", 400)
             assert o.server == "cloud" and o.elapsed < 0.4 * fb, o
 
