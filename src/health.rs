@@ -104,7 +104,6 @@ pub struct Breaker {
     consecutive: u32,
     /// Recent outcomes: (calls, failures).
     window: Window,
-    window_ms: u64,
     /// Times opened in a row (the next cooldown doubles with each).
     ejections: u32,
     /// When it last closed (an ejection streak ends after a quiet while).
@@ -119,7 +118,6 @@ impl Default for Breaker {
             state: BreakerState::Closed,
             consecutive: 0,
             window: Window::default(),
-            window_ms: 1,
             ejections: 0,
             closed_at: 0,
             failures_total: 0,
@@ -138,9 +136,9 @@ impl Breaker {
         self.state == BreakerState::Closed
     }
 
-    /// Failures among the outcomes still in the window.
-    pub fn recent_failures(&self) -> usize {
-        self.window.sums(self.window_ms, None).1 as usize
+    /// Failures among the outcomes still in the window, as of the latest one.
+    pub fn recent_failures(&self, p: &BreakerPolicy) -> usize {
+        self.window.sums(p.window_ms, None).1 as usize
     }
 
     pub fn ejections(&self) -> u32 {
@@ -213,7 +211,6 @@ impl Breaker {
     }
 
     fn record(&mut self, now: Millis, failed: bool, p: &BreakerPolicy) {
-        self.window_ms = p.window_ms;
         self.window.add(p.window_ms, now, 1, u32::from(failed));
     }
 }
@@ -311,7 +308,7 @@ mod tests {
             b.success(t * 10_000 + 1, &p);
         }
         assert!(b.allows());
-        assert!(b.recent_failures() <= 1);
+        assert!(b.recent_failures(&p) <= 1);
     }
 
     #[test]

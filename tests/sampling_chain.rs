@@ -135,11 +135,17 @@ fn images_skip_a_text_only_provider_and_hints_pick_the_model() {
     sim.settle();
     let (_, provider, _, body) = sim.samples.remove(0);
     assert_eq!((provider.as_str(), body["model"].as_str()), ("cloud", Some("vision-model")));
-    // A request with an image never goes to the text-only provider.
-    let mut p = json!({"messages": [{"role": "user", "content": {"type": "image", "data": "AAAA", "mimeType": "image/png"}}], "maxTokens": 5});
-    assert_eq!(mcp_edge_gateway::sampling::modalities(&p), ["text", "image"]);
-    p["messages"][0]["content"]["type"] = json!("text");
-    assert_eq!(mcp_edge_gateway::sampling::modalities(&p), ["text"]);
+    // A request with an image never goes to the text-only provider: the first one asked is cloud,
+    // and if it fails, local's reason says why it was passed over.
+    sim.send(s, Message::request(Id::Num(2), "tools/call", json!({"name": "a__sample", "arguments": {"image": true}})));
+    assert_eq!(sim.samples.len(), 1);
+    let (job, provider, _, body) = sim.samples.remove(0);
+    assert_eq!(provider, "cloud");
+    assert_eq!(body["messages"][1]["content"][0]["image_url"]["url"], "data:image/png;base64,AAAA");
+    sim.gw.sampling_done(sim.now, job, Err("HTTP 500".into()));
+    sim.settle();
+    let text = final_text(&mut sim, s, 2);
+    assert!(text.contains("local: it takes no image content") && text.contains("cloud: HTTP 500"), "{text}");
 }
 
 #[test]

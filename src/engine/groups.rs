@@ -215,7 +215,7 @@ impl Gateway {
         for d in due {
             // A safe call: if no member can take it now, the client hears that, not "in doubt".
             if let Err(call) = self.resend(now, d.from, d.call, true) {
-                self.give_up(now, d.from, call, Failure::NotSent, None);
+                self.give_up(d.from, call, Failure::NotSent, None);
             }
         }
     }
@@ -348,14 +348,7 @@ impl Gateway {
     }
 
     /// A failed group call that could not go elsewhere: the client's error.
-    pub(super) fn give_up(
-        &mut self,
-        _now: Millis,
-        u: UpstreamId,
-        call: Box<ClientCall>,
-        f: Failure,
-        e: Option<ErrorObject>,
-    ) {
+    pub(super) fn give_up(&mut self, u: UpstreamId, call: Box<ClientCall>, f: Failure, e: Option<ErrorObject>) {
         let Some(s) = call.session.filter(|s| self.sessions.contains_key(s)) else { return };
         let name = self.uname(u).to_string();
         let e = e.unwrap_or_else(|| match f {
@@ -391,7 +384,7 @@ impl Gateway {
                     "members": g.members.iter().map(|&m| json!({
                         "name": self.cfg.upstreams[m].name,
                         "breaker": self.health[m].state().name(),
-                        "recentFailures": self.health[m].recent_failures(),
+                        "recentFailures": self.health[m].recent_failures(&g.breaker),
                         "failures": self.health[m].failures_total,
                         "ejections": self.health[m].ejections(),
                         "transitions": self.health[m].transitions,

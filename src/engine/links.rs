@@ -159,7 +159,7 @@ impl Gateway {
                     continue;
                 }
                 if in_doubt {
-                    self.give_up(now, u, call, Failure::Sent, None);
+                    self.give_up(u, call, Failure::Sent, None);
                 } else if let Some(kind) = call.list {
                     self.list_fallback(now, u, *call, kind);
                 } else if let Some(s) = call.session {
@@ -210,7 +210,7 @@ impl Gateway {
                     if self.stale_fallback(now, u, &call) {
                         return;
                     }
-                    self.give_up(now, u, call, Failure::Sent, (!in_doubt).then_some(e));
+                    self.give_up(u, call, Failure::Sent, (!in_doubt).then_some(e));
                 }
             }
             Some(Pending::Replay { seq, .. }) => {

@@ -60,7 +60,7 @@ impl Gateway {
                         format!("upstream {name:?} did not answer in time; the call may have run there, so it is in doubt and was not repeated"),
                     )
                     .with_data(json!({"upstream": name, "inDoubt": true}));
-                    self.give_up(now, uid, call, Failure::Sent, Some(e));
+                    self.give_up(uid, call, Failure::Sent, Some(e));
                 } else if let Some(kind) = call.list {
                     self.list_fallback(now, uid, *call, kind);
                 } else if let Some(s) = call.session {

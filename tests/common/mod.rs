@@ -190,10 +190,16 @@ impl FakeServer {
                         let rid = self.next_id;
                         self.next_id += 1;
                         self.waiting.push((rid, id));
+                        // `"image": true` in the arguments asks about a picture instead of in words.
+                        let content = if p.pointer("/arguments/image") == Some(&json!(true)) {
+                            json!({"type": "image", "data": "AAAA", "mimeType": "image/png"})
+                        } else {
+                            json!({"type": "text", "text": "Say hi"})
+                        };
                         vec![Message::request(
                             Id::Num(rid),
                             "sampling/createMessage",
-                            json!({"messages": [{"role": "user", "content": {"type": "text", "text": "Say hi"}}],
+                            json!({"messages": [{"role": "user", "content": content}],
                                    "systemPrompt": "Be brief.", "maxTokens": 20,
                                    "modelPreferences": {"hints": [{"name": p.pointer("/arguments/hint").and_then(Value::as_str).unwrap_or("smol")}]}}),
                         )]
