@@ -9,6 +9,7 @@
 //! - [`routing`]: namespacing and which upstream owns a name or URI.
 //! - [`cursor`]: aggregated pagination cursors.
 //! - [`sse`]: an incremental server-sent events parser for the HTTP connectors.
+//! - [`http_client`], [`http_server`]: the two sides of Streamable HTTP, protocol without I/O.
 //! - [`engine`]: sessions, upstreams, routing, id remapping and era bridging, plus the cache and
 //!   offline-queue policy.
 //! - [`store`]: the `Store` trait the platforms implement (IndexedDB, SQLite, memory).
@@ -23,6 +24,7 @@ pub mod cursor;
 pub mod engine;
 pub mod health;
 pub mod http_client;
+pub mod http_server;
 pub mod jsonrpc;
 pub mod protocol;
 pub mod queue;

@@ -4,6 +4,7 @@
 //! come back as [`Cmd::StoreDone`].
 
 use crate::store::StoreThread;
+use mcp_edge_gateway::http_server::{HttpServer, Part, Request, ServerConfig, StreamId};
 use mcp_edge_gateway::{Gateway, Id, LogLevel, Message, Output, SessionId, StoreError, UpstreamId};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -44,6 +45,12 @@ pub enum Cmd {
     Shutdown(oneshot::Sender<()>),
     /// A sampling provider's response body (or why there is none).
     SamplingDone(u64, Result<serde_json::Value, String>),
+    /// Serve the Streamable HTTP face (the core's [`HttpServer`]) with this configuration.
+    ServeHttp(ServerConfig),
+    /// One HTTP request on `/mcp` as exchange `stream`; its response parts go to `parts`.
+    Http { stream: StreamId, method: String, headers: Vec<(String, String)>, body: bytes::Bytes, parts: mpsc::UnboundedSender<Part> },
+    /// The client of exchange `stream` went away before its end.
+    HttpClosed(StreamId),
 }
 
 /// How the host reaches sampling providers: one HTTP client, and each provider's API key.
@@ -121,7 +128,7 @@ impl Handle {
 
 /// What the engine keeps of a client's `Authorization` header: 128 bits of its SHA-256, never the
 /// credential itself (it keys private cache entries and queued calls, which reach the store).
-fn auth_digest(header: &str) -> String {
+pub fn auth_digest(header: &str) -> String {
     use sha2::{Digest, Sha256};
     Sha256::digest(header.as_bytes())[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -160,8 +167,14 @@ async fn run(
     let now = move || origin.elapsed().as_millis() as u64;
     let mut sinks: HashMap<SessionId, Arc<dyn ClientSink>> = HashMap::new();
     let mut links: HashMap<UpstreamId, mpsc::UnboundedSender<Message>> = HashMap::new();
+    let mut face: Option<HttpServer> = None;
+    let mut exchanges: HashMap<StreamId, mpsc::UnboundedSender<Part>> = HashMap::new();
     loop {
-        let deadline = gw.poll_timeout().map(|t| origin + std::time::Duration::from_millis(t));
+        let next = match (gw.poll_timeout(), face.as_ref().and_then(HttpServer::poll_timeout)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let deadline = next.map(|t| origin + std::time::Duration::from_millis(t));
         let cmd = tokio::select! {
             c = rx.recv() => match c { Some(c) => Some(c), None => return },
             _ = sleep_until(deadline) => None,
@@ -187,7 +200,29 @@ async fn run(
         // The engine is written not to panic on any input. Should it anyway, one bad message must
         // not take the gateway down for every client: log it and carry on.
         let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match cmd {
-            None => gw.handle_timeout(t),
+            None => {
+                gw.handle_timeout(t);
+                if let Some(f) = face.as_mut() {
+                    f.handle_timeout(&mut gw, t);
+                }
+            }
+            Some(Cmd::ServeHttp(cfg)) => face = Some(HttpServer::new(cfg)),
+            Some(Cmd::Http { stream, method, headers, body, parts }) => match face.as_mut() {
+                Some(f) => {
+                    exchanges.insert(stream, parts);
+                    f.request(&mut gw, t, stream, Request { method: &method, headers: &headers, body: &body });
+                }
+                None => {
+                    let _ = parts.send(Part::Head { status: 503, headers: Vec::new() });
+                    let _ = parts.send(Part::End);
+                }
+            },
+            Some(Cmd::HttpClosed(stream)) => {
+                exchanges.remove(&stream);
+                if let Some(f) = face.as_mut() {
+                    f.closed(&mut gw, t, stream);
+                }
+            }
             Some(Cmd::OpenSession { sink, reply }) => {
                 let s = gw.open_session(t);
                 sinks.insert(s, sink);
@@ -230,11 +265,14 @@ async fn run(
         }
         while let Some(o) = gw.poll_output() {
             match o {
-                Output::ToClient { session, related, message } => {
-                    if let Some(sink) = sinks.get(&session) {
-                        sink.deliver(related, message);
+                Output::ToClient { session, related, message } => match face.as_mut() {
+                    Some(f) if f.owns(session) => f.deliver(&mut gw, t, session, related, message),
+                    _ => {
+                        if let Some(sink) = sinks.get(&session) {
+                            sink.deliver(related, message);
+                        }
                     }
-                }
+                },
                 Output::ToUpstream { upstream, message } => match links.get(&upstream) {
                     Some(l) => {
                         let _ = l.send(message);
@@ -270,6 +308,17 @@ async fn run(
                     if store.is_none() || failed {
                         let _ = me.send(Cmd::StoreDone(ticket, r));
                     }
+                }
+            }
+        }
+        if let Some(f) = face.as_mut() {
+            while let Some((stream, part)) = f.poll_output() {
+                let end = part == Part::End;
+                if let Some(tx) = exchanges.get(&stream) {
+                    let _ = tx.send(part);
+                }
+                if end {
+                    exchanges.remove(&stream);
                 }
             }
         }

@@ -241,7 +241,6 @@ async fn serve(cfg: HostConfig, addr: &str, storage: &StorageArgs) -> Result<(),
     }
     let handle = start(&cfg, storage, false)?;
     let app = http::App::new(handle, cfg.allowed_origins.clone(), cfg.max_body_bytes);
-    tokio::spawn(http::expire_idle_sessions(app.clone()));
     tracing::info!(
         "serving MCP on http://{}/mcp ({} upstreams)",
         listener.local_addr().map_err(|e| e.to_string())?,

@@ -377,7 +377,15 @@ impl Gateway {
             .iter()
             .enumerate()
             .map(|(gi, g)| {
-                let serving = g.members.iter().copied().find(|&m| self.usable(m));
+                // The member calls go to: usable, and with its catalogue in (a member that has just
+                // come back serves nothing until its lists arrive), else the first usable one.
+                let listed = |m: usize| ListKind::ALL.iter().any(|&k| self.catalog.count(m, k) > 0);
+                let serving = g
+                    .members
+                    .iter()
+                    .copied()
+                    .find(|&m| self.usable(m) && listed(m))
+                    .or_else(|| g.members.iter().copied().find(|&m| self.usable(m)));
                 json!({
                     "name": g.name,
                     "serving": serving.map(|m| self.cfg.upstreams[m].name.clone()),

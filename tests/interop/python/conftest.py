@@ -518,13 +518,15 @@ class Raw:
         """The JSON-RPC message: the JSON body, or the last `data:` event of an SSE body."""
         ctype = self.headers.get("content-type", "")
         if "text/event-stream" in ctype:
-            datas = [ln[5:].strip() for ln in self.body.decode().splitlines() if ln.startswith("data:")]
+            # Empty data is a priming event (2025-11-25: an id to resume from, no message).
+            datas = [ln[5:].strip() for ln in self.body.decode().splitlines() if ln.startswith("data:") and ln[5:].strip()]
             assert datas, f"empty SSE body: {self.body!r}"
             return json.loads(datas[-1])
         return self.json()
 
     def events(self) -> list[Any]:
-        return [json.loads(ln[5:].strip()) for ln in self.body.decode().splitlines() if ln.startswith("data:")]
+        return [json.loads(ln[5:].strip()) for ln in self.body.decode().splitlines()
+                if ln.startswith("data:") and ln[5:].strip()]
 
 
 def raw_request(url: str, body: bytes | None = None, headers: dict[str, str] | None = None,

@@ -151,7 +151,7 @@ def test_legacy_client_gets_a_real_elicitation_request_for_a_modern_upstream(top
             while True:
                 line = stream.readline()
                 assert line, "SSE stream ended early"
-                if line.startswith(b"data:"):
+                if line.startswith(b"data:") and line[5:].strip():  # empty data: a priming event
                     return json.loads(line[5:])
 
         m = next_message()
