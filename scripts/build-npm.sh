@@ -11,24 +11,30 @@ want=$(grep -A1 'name = "wasm-bindgen"' Cargo.lock | sed -n 's/version = "\(.*\)
 have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')
 [ "$want" = "$have" ] || { echo "wasm-bindgen CLI $have does not match Cargo.lock's $want: run scripts/setup.sh" >&2; exit 1; }
 
-step "wasm-pack build (release, size-optimised)"
+# Two wasm builds: the default entry (`--features web`) and the service worker's (`--features sw`,
+# which adds the Streamable HTTP server face), so the default entry carries none of the server.
+build() { # <features> <out dir>
+  step "wasm-pack build --features $1 (release, size-optimised)"
+  rm -rf "$2"
+  # Size over speed for the browser build only; the native release profile is untouched.
+  CARGO_PROFILE_RELEASE_OPT_LEVEL=z CARGO_PROFILE_RELEASE_LTO=true CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
+  CARGO_PROFILE_RELEASE_PANIC=abort \
+    flock /tmp/mcp-edge-gateway-cargo.lock \
+    wasm-pack build --mode no-install --release --target web --no-pack --out-dir "$2" --out-name mcp_edge_gateway \
+    . -- --features "$1"
+  step "wasm-opt -Oz ($1)"
+  wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
+    "$2/mcp_edge_gateway_bg.wasm" -o "$2/mcp_edge_gateway_bg.wasm"
+}
 out="$ROOT/target/wasm-pack"
-rm -rf "$out"
-# Size over speed for the browser build only; the native release profile is untouched.
-CARGO_PROFILE_RELEASE_OPT_LEVEL=z CARGO_PROFILE_RELEASE_LTO=true CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
-CARGO_PROFILE_RELEASE_PANIC=abort \
-  flock /tmp/mcp-edge-gateway-cargo.lock \
-  wasm-pack build --mode no-install --release --target web --no-pack --out-dir "$out" --out-name mcp_edge_gateway \
-  . -- --features web
-
-step "wasm-opt -Oz"
-wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
-  "$out/mcp_edge_gateway_bg.wasm" -o "$out/mcp_edge_gateway_bg.wasm"
+build web "$out/web"
+build sw "$out/sw"
 
 step "assemble pkg/"
 rm -rf "$ROOT/pkg"
-mkdir -p "$ROOT/pkg"
-cp "$out"/mcp_edge_gateway.js "$out"/mcp_edge_gateway.d.ts "$out"/mcp_edge_gateway_bg.wasm "$out"/mcp_edge_gateway_bg.wasm.d.ts "$ROOT/pkg/"
+mkdir -p "$ROOT/pkg/sw"
+glue="mcp_edge_gateway.js mcp_edge_gateway.d.ts mcp_edge_gateway_bg.wasm mcp_edge_gateway_bg.wasm.d.ts"
+for f in $glue; do cp "$out/web/$f" "$ROOT/pkg/"; cp "$out/sw/$f" "$ROOT/pkg/sw/"; done
 cp "$ROOT"/pkg-template/* "$ROOT/pkg/"
 node "$ROOT/scripts/npm-size.mjs" "$ROOT/pkg"
 
@@ -36,7 +42,8 @@ step "npm pack (dry run)"
 (cd "$ROOT/pkg" && npm pack --dry-run --json 2>/dev/null | node -e '
   const [p] = JSON.parse(require("fs").readFileSync(0, "utf8"));
   const files = p.files.map((f) => f.path).sort();
-  const need = ["index.js", "index.d.ts", "mcp_edge_gateway_bg.wasm", "mcp_edge_gateway.js", "package.json", "transport.js"];
+  const need = ["index.js", "index.d.ts", "mcp_edge_gateway_bg.wasm", "mcp_edge_gateway.js", "package.json", "transport.js",
+    "sw.js", "sw.d.ts", "sw/mcp_edge_gateway.js", "sw/mcp_edge_gateway_bg.wasm"];
   const missing = need.filter((f) => !files.includes(f));
   if (missing.length) { console.error("npm pack is missing " + missing.join(", ")); process.exit(1); }
   console.log(`${p.filename}: ${p.files.length} files, ${(p.size / 1024).toFixed(1)} KiB`);')

@@ -333,6 +333,11 @@ impl Gateway {
 }
 
 impl Gateway {
+    /// The runtime this gateway runs on (for the other bindings of the class).
+    pub(super) fn shared(&self) -> Shared {
+        self.inner.shared.clone()
+    }
+
     /// `Gateway.create` for Rust callers (and the browser tests).
     pub async fn open(config: &JsValue) -> Result<Gateway, JsValue> {
         console_error_panic_hook::set_once();

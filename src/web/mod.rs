@@ -11,6 +11,8 @@
 //! - [`local`]: the in-page upstream serving tools registered from JavaScript.
 //! - [`idb`]: the durable [`crate::store::Store`] on IndexedDB.
 //! - [`interop`]: JSON values and errors across the boundary.
+//! - `serve` (the `sw` feature, the package's `./sw` entry): the core's Streamable HTTP server face
+//!   driven from a service worker's fetch events.
 
 pub mod connection;
 pub mod fetch;
@@ -20,6 +22,8 @@ pub mod interop;
 pub mod local;
 pub mod providers;
 pub mod runtime;
+#[cfg(feature = "sw")]
+pub mod serve;
 pub mod websocket;
 
 pub use gateway::Gateway;

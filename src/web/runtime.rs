@@ -60,6 +60,14 @@ pub struct Runtime {
     /// Who performs [`Output::Sample`] for an OpenAI-compatible provider: (job, url, request).
     /// Set by the gateway (`providers::ask`); without it such a provider fails at once.
     pub sampler: Option<fn(&Shared, u64, String, serde_json::Value)>,
+    /// The Streamable HTTP server face (the service worker's `/mcp`, see [`super::serve`]) and the
+    /// JS callback of each of its open exchanges.
+    #[cfg(feature = "sw")]
+    pub face: Option<crate::http_server::HttpServer>,
+    #[cfg(feature = "sw")]
+    pub exchanges: HashMap<crate::http_server::StreamId, js_sys::Function>,
+    #[cfg(feature = "sw")]
+    exchange_seq: u64,
 }
 
 pub type Shared = Rc<RefCell<Runtime>>;
@@ -83,12 +91,20 @@ impl Runtime {
             release_lock: None,
             backoff: DEFAULT_BACKOFF,
             sampler: None,
+            #[cfg(feature = "sw")]
+            face: None,
+            #[cfg(feature = "sw")]
+            exchanges: HashMap::new(),
+            #[cfg(feature = "sw")]
+            exchange_seq: 0,
         }));
         let weak = Rc::downgrade(&shared);
         let cb = Closure::<dyn FnMut()>::new(move || {
             if let Some(s) = weak.upgrade() {
                 s.borrow_mut().timer = None;
                 with(&s, |e, t| e.handle_timeout(t));
+                #[cfg(feature = "sw")]
+                super::serve::handle_timeout(&s);
             }
         });
         shared.borrow_mut().timer_cb = Some(cb);
@@ -115,7 +131,14 @@ impl Runtime {
         self.release_lock = release;
     }
 
-    fn now(&self) -> Millis {
+    /// A fresh id for a server-face exchange.
+    #[cfg(feature = "sw")]
+    pub fn next_exchange(&mut self) -> crate::http_server::StreamId {
+        self.exchange_seq += 1;
+        self.exchange_seq
+    }
+
+    pub fn now(&self) -> Millis {
         (js_sys::Date::now() - self.origin).max(0.0) as Millis
     }
 }
@@ -179,6 +202,10 @@ pub fn pump(shared: &Shared) {
         }
         for o in outs {
             match o {
+                #[cfg(feature = "sw")]
+                Output::ToClient { session, related, message } if super::serve::owns(shared, session) => {
+                    super::serve::deliver(shared, session, related, message);
+                }
                 Output::ToClient { session, related, message } => {
                     let sink = shared.borrow().sinks.get(&session).cloned();
                     if let Some(sink) = sink {
@@ -214,6 +241,8 @@ pub fn pump(shared: &Shared) {
             }
         }
     }
+    #[cfg(feature = "sw")]
+    super::serve::write_parts(shared);
     arm_timer(shared);
 }
 
@@ -300,6 +329,11 @@ fn arm_timer(shared: &Shared) {
         return;
     }
     let next = rt.engine.poll_timeout();
+    #[cfg(feature = "sw")]
+    let next = match (next, rt.face.as_ref().and_then(crate::http_server::HttpServer::poll_timeout)) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     match (&rt.timer, next) {
         (Some((_, at)), Some(n)) if *at == n => {}
         _ => {

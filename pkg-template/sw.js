@@ -1,0 +1,84 @@
+// The `mcp-edge-gateway/sw` entry: a service worker that answers `/mcp` on its own origin from one
+// Gateway, through the core's Streamable HTTP server face (both eras, JSON and SSE replies, the GET
+// stream, DELETE, resumption with Last-Event-ID). This file only moves bytes between FetchEvents
+// and the wasm; every protocol decision is made there. It uses a wasm build of its own (./sw/),
+// so the default entry carries none of the server code.
+//
+//   // sw.js, a module service worker
+//   import { serveMcp } from 'mcp-edge-gateway/sw';
+//   serveMcp({ path: '/mcp', upstreams: { board: { url: 'https://pi.local:8787/mcp' } } });
+//
+// Options: `path` (default '/mcp'), `http` (the face's options: retryMs, maxStreamMs, sseAfterMs,
+// allowedOrigins besides the worker's own, maxBodyBytes), `setup(gateway)` (run once the gateway
+// exists, e.g. to register tools); everything else goes to Gateway.create as it is.
+//
+// A module service worker must not await at the top level: serveMcp starts the wasm and answers
+// every fetch once it is ready (after a worker restart the first fetch comes before that).
+import init, { Gateway } from './sw/mcp_edge_gateway.js';
+
+export { Gateway };
+
+const NULL_BODY = new Set([101, 103, 204, 205, 304]);
+const SYNC_TAG = 'mcp-edge-gateway-replay';
+
+/** Install the fetch handler for same-origin requests to `path`; resolves to the Gateway. */
+export function serveMcp(options = {}) {
+  const { path = '/mcp', http = {}, setup, ...config } = options;
+  const scope = globalThis;
+  const ready = init({ module_or_path: new URL('./sw/mcp_edge_gateway_bg.wasm', import.meta.url) })
+    .then(() => Gateway.create(config))
+    .then(async (gw) => {
+      const origins = [scope.location.origin, ...(http.allowedOrigins ?? [])];
+      gw.serveHttpWith({ ...http, allowedOrigins: origins, maxStreamMs: http.maxStreamMs ?? 240000 });
+      if (setup) await setup(gw);
+      // Worker start: calls queued by an earlier life of this worker go now if they can.
+      gw.retryNow();
+      return gw;
+    });
+  scope.addEventListener('install', () => scope.skipWaiting());
+  scope.addEventListener('activate', (e) => e.waitUntil(scope.clients.claim()));
+  scope.addEventListener('fetch', (e) => {
+    const url = new URL(e.request.url);
+    if (url.origin !== scope.location.origin || url.pathname !== path) return;
+    e.respondWith(ready.then((gw) => answer(gw, e.request), (err) => failed(err)));
+  });
+  // Background Sync, where the browser has it (the `online` event is handled by the gateway).
+  scope.addEventListener('sync', (e) => {
+    if (e.tag === SYNC_TAG) e.waitUntil(ready.then((gw) => gw.retryNow()));
+  });
+  ready.then(() => scope.registration?.sync?.register(SYNC_TAG)).catch(() => {});
+  return ready;
+}
+
+function failed(err) {
+  const body = { jsonrpc: '2.0', id: null, error: { code: -32603, message: `the gateway did not start: ${err?.message ?? err}` } };
+  return new Response(JSON.stringify(body), { status: 503, headers: { 'content-type': 'application/json' } });
+}
+
+/** One FetchEvent through the server face: resolves to the Response once its head is known. */
+async function answer(gw, request) {
+  const body = new Uint8Array(await request.arrayBuffer());
+  const headers = [...request.headers];
+  const encoder = new TextEncoder();
+  return new Promise((resolve) => {
+    let controller;
+    let ended = false;
+    let id;
+    const stream = new ReadableStream({
+      start(c) { controller = c; },
+      cancel() { if (!ended) { ended = true; gw.httpClosed(id); } },
+    });
+    id = gw.serveHttp(request.method, headers, body, (kind, a, b) => {
+      if (kind === 'head') {
+        resolve(new Response(NULL_BODY.has(a) ? null : stream, { status: a, headers: b }));
+      } else if (kind === 'data') {
+        controller.enqueue(encoder.encode(a));
+      } else if (!ended) {
+        ended = true;
+        controller.close();
+      }
+    });
+    // The page went away while the answer was pending (no body to cancel yet).
+    request.signal?.addEventListener('abort', () => { if (!ended) { ended = true; gw.httpClosed(id); } });
+  });
+}

@@ -1,0 +1,167 @@
+//! The service worker's MCP endpoint: the core's Streamable HTTP server face
+//! ([`crate::http_server`]) driven from a `FetchEvent`. Only in the `sw` build of the package (the
+//! `mcp-edge-gateway/sw` entry), so the default entry carries none of it.
+//!
+//! The JS side (`pkg-template/sw.js`) turns each request into [`Gateway::serve_http`] and each part
+//! of the answer into a `Response` with a `ReadableStream` body; all protocol decisions are the
+//! core's. Session keys come from `crypto.getRandomValues`.
+
+use super::gateway::Gateway;
+use super::interop::{from_js, type_error};
+use super::runtime::{self, Shared};
+use crate::http_server::{HttpServer, Part, Request, ServerConfig, StreamId};
+use crate::jsonrpc::{Id, Message};
+use crate::SessionId;
+use js_sys::{Array, Function, Uint8Array};
+use serde_json::Value;
+use wasm_bindgen::prelude::*;
+
+fn random(b: &mut [u8]) {
+    let arr = Uint8Array::new_with_length(b.len() as u32);
+    let crypto = js_sys::Reflect::get(&js_sys::global(), &"crypto".into()).unwrap_or(JsValue::UNDEFINED);
+    if let Some(f) = super::interop::function(&crypto, "getRandomValues") {
+        let _ = f.call1(&crypto, &arr);
+    }
+    arr.copy_to(b);
+}
+
+fn config(opts: &Value) -> Result<ServerConfig, JsValue> {
+    let mut cfg = ServerConfig::new(random);
+    let Some(o) = opts.as_object() else { return Ok(cfg) };
+    for (k, v) in o {
+        let ms = || v.as_u64().ok_or_else(|| type_error(&format!("serveMcp: {k} must be a number of milliseconds")));
+        match k.as_str() {
+            "allowedOrigins" => {
+                cfg.allowed_origins = v
+                    .as_array()
+                    .and_then(|a| a.iter().map(|s| s.as_str().map(str::to_string)).collect())
+                    .ok_or_else(|| type_error("serveMcp: allowedOrigins must be an array of strings"))?
+            }
+            "retryMs" => cfg.retry_ms = ms()?,
+            "maxStreamMs" => cfg.max_stream_ms = Some(ms()?),
+            "sseAfterMs" => cfg.sse_after_ms = ms()?,
+            "maxBodyBytes" => cfg.max_body_bytes = ms()? as usize,
+            other => return Err(type_error(&format!("serveMcp: unknown option {other:?}"))),
+        }
+    }
+    Ok(cfg)
+}
+
+#[wasm_bindgen]
+impl Gateway {
+    /// Serve Streamable HTTP from this gateway with these options (`allowedOrigins`, `retryMs`,
+    /// `maxStreamMs`, `sseAfterMs`, `maxBodyBytes`). Called once, before the first `serveHttp`.
+    #[wasm_bindgen(js_name = serveHttpWith)]
+    pub fn serve_http_with(&self, options: JsValue) -> Result<(), JsValue> {
+        let cfg = config(&from_js(&options)?)?;
+        self.shared().borrow_mut().face = Some(HttpServer::new(cfg));
+        Ok(())
+    }
+
+    /// One HTTP request on the MCP endpoint. `headers` is an array of `[name, value]` pairs; the
+    /// answer comes as `onPart("head", status, headers)`, `onPart("data", text)`, `onPart("end")`.
+    /// Returns the exchange's id, for `httpClosed`.
+    #[wasm_bindgen(js_name = serveHttp)]
+    pub fn serve_http(&self, method: String, headers: Array, body: Uint8Array, on_part: Function) -> f64 {
+        let shared = self.shared();
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .filter_map(|p| {
+                let p: Array = p.dyn_into().ok()?;
+                Some((p.get(0).as_string()?, p.get(1).as_string()?))
+            })
+            .collect();
+        let body = body.to_vec();
+        let st = {
+            let mut rt = shared.borrow_mut();
+            if rt.face.is_none() {
+                rt.face = Some(HttpServer::new(ServerConfig::new(random)));
+            }
+            let st = rt.next_exchange();
+            rt.exchanges.insert(st, on_part);
+            let now = rt.now();
+            let rt = &mut *rt;
+            if let Some(f) = rt.face.as_mut() {
+                f.request(&mut rt.engine, now, st, Request { method: &method, headers: &headers, body: &body });
+            }
+            st
+        };
+        runtime::pump(&shared);
+        st as f64
+    }
+
+    /// The client left exchange `id` before its end (the response body was cancelled).
+    #[wasm_bindgen(js_name = httpClosed)]
+    pub fn http_closed(&self, id: f64) {
+        let shared = self.shared();
+        {
+            let mut rt = shared.borrow_mut();
+            let st = id as StreamId;
+            rt.exchanges.remove(&st);
+            let now = rt.now();
+            let rt = &mut *rt;
+            if let Some(f) = rt.face.as_mut() {
+                f.closed(&mut rt.engine, now, st);
+            }
+        }
+        runtime::pump(&shared);
+    }
+}
+
+pub fn owns(shared: &Shared, s: SessionId) -> bool {
+    shared.borrow().face.as_ref().is_some_and(|f| f.owns(s))
+}
+
+pub fn deliver(shared: &Shared, s: SessionId, related: Option<Id>, message: Message) {
+    let mut rt = shared.borrow_mut();
+    let now = rt.now();
+    let rt = &mut *rt;
+    if let Some(f) = rt.face.as_mut() {
+        f.deliver(&mut rt.engine, now, s, related, message);
+    }
+}
+
+pub fn handle_timeout(shared: &Shared) {
+    {
+        let mut rt = shared.borrow_mut();
+        let now = rt.now();
+        let rt = &mut *rt;
+        if let Some(f) = rt.face.as_mut() {
+            f.handle_timeout(&mut rt.engine, now);
+        }
+    }
+    runtime::pump(shared);
+}
+
+/// Hand the face's response parts to their exchanges' callbacks (outside the borrow: they run JS).
+pub fn write_parts(shared: &Shared) {
+    loop {
+        let parts: Vec<(Function, Part)> = {
+            let mut rt = shared.borrow_mut();
+            let mut out = Vec::new();
+            while let Some((st, part)) = rt.face.as_mut().and_then(HttpServer::poll_output) {
+                let f = if part == Part::End { rt.exchanges.remove(&st) } else { rt.exchanges.get(&st).cloned() };
+                if let Some(f) = f {
+                    out.push((f, part));
+                }
+            }
+            out
+        };
+        if parts.is_empty() {
+            return;
+        }
+        for (f, part) in parts {
+            let _ = match part {
+                Part::Head { status, headers } => {
+                    let h = Array::new();
+                    for (k, v) in headers {
+                        h.push(&Array::of2(&k.into(), &v.into()));
+                    }
+                    f.call3(&JsValue::NULL, &"head".into(), &JsValue::from_f64(f64::from(status)), &h)
+                }
+                Part::Data(d) => f.call2(&JsValue::NULL, &"data".into(), &d.into()),
+                Part::End => f.call1(&JsValue::NULL, &"end".into()),
+            };
+        }
+    }
+}
