@@ -29,7 +29,15 @@ export function serveMcp(options = {}) {
     .then(() => Gateway.create(config))
     .then(async (gw) => {
       const origins = [scope.location.origin, ...(http.allowedOrigins ?? [])];
-      gw.serveHttpWith({ ...http, allowedOrigins: origins, maxStreamMs: http.maxStreamMs ?? 240000 });
+      // Sessions and their unsent events survive a worker restart: kept in IndexedDB.
+      const kept = await faceState(config.storageName);
+      gw.serveHttpWith({
+        ...http,
+        allowedOrigins: origins,
+        maxStreamMs: http.maxStreamMs ?? 240000,
+        restore: await kept.read(),
+        persist: (state) => kept.write(state),
+      });
       if (setup) await setup(gw);
       // Worker start: calls queued by an earlier life of this worker go now if they can.
       gw.retryNow();
@@ -48,6 +56,43 @@ export function serveMcp(options = {}) {
   });
   ready.then(() => scope.registration?.sync?.register(SYNC_TAG)).catch(() => {});
   return ready;
+}
+
+/** The face's state in IndexedDB (`<storageName>-face`); writes go one at a time, the latest wins. */
+async function faceState(storageName = 'mcp-edge-gateway') {
+  const none = { read: async () => undefined, write() {} };
+  if (!globalThis.indexedDB) return none;
+  const db = await new Promise((resolve) => {
+    const req = indexedDB.open(`${storageName}-face`, 1);
+    req.onupgradeneeded = () => req.result.createObjectStore('state');
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => resolve(null);
+  });
+  if (!db) return none;
+  const run = (mode, f) => new Promise((resolve) => {
+    const tx = db.transaction('state', mode);
+    const req = f(tx.objectStore('state'));
+    tx.oncomplete = () => resolve(req.result);
+    tx.onerror = tx.onabort = () => resolve(undefined);
+  });
+  let latest;
+  let writing = false;
+  const flush = async () => {
+    writing = true;
+    while (latest !== undefined) {
+      const s = latest;
+      latest = undefined;
+      await run('readwrite', (st) => st.put(s, 'face'));
+    }
+    writing = false;
+  };
+  return {
+    read: () => run('readonly', (st) => st.get('face')),
+    write(state) {
+      latest = state;
+      if (!writing) flush();
+    },
+  };
 }
 
 function failed(err) {

@@ -264,3 +264,20 @@ mod tests {
         );
     }
 }
+
+/// Resuming SSE streams (2025-11-25): a server's stream that ends before its answer (or a GET stream
+/// that ends at all) is picked up again with a GET carrying `Last-Event-ID`, after the server's
+/// `retry` delay. The policy, for both connectors:
+pub mod resume {
+    /// The delay when the server sent no `retry`.
+    pub const DEFAULT_RETRY_MS: u64 = 1000;
+    /// A server's `retry` is honoured up to this (a hostile or broken one cannot park us for hours).
+    pub const MAX_RETRY_MS: u64 = 60_000;
+    /// Resumptions of one request's stream before its call is reported lost (in doubt).
+    pub const ATTEMPTS: u32 = 5;
+
+    /// How long to wait before reconnecting, given the stream's last `retry` field.
+    pub fn delay_ms(retry: Option<u64>) -> u64 {
+        retry.unwrap_or(DEFAULT_RETRY_MS).min(MAX_RETRY_MS)
+    }
+}

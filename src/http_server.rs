@@ -199,7 +199,7 @@ struct Stored {
 #[derive(Debug)]
 enum Waits {
     /// A legacy `initialize`: becomes a session if it succeeds.
-    Initialize { engine: SessionId, id: Id },
+    Initialize { engine: SessionId, id: Id, init: String },
     /// A request's answer (legacy: in session `key`, on its stream number; modern: in its own
     /// engine session).
     Answer { engine: SessionId, key: Option<String>, id: Id, number: u64, sse_ok: bool, modern: bool },
@@ -223,6 +223,9 @@ struct Live {
 struct Session {
     engine: SessionId,
     version: String,
+    /// The `initialize` request that opened it (to open it again after a restart, see
+    /// [`HttpServer::restore`]).
+    init: String,
     last_seen: Millis,
     /// Requests whose answer is due, by id: their stream number.
     posts: HashMap<Id, u64>,
@@ -249,6 +252,8 @@ pub struct HttpServer {
     by_engine: HashMap<SessionId, Owner>,
     live: HashMap<StreamId, Live>,
     out: VecDeque<(StreamId, Part)>,
+    /// Something [`HttpServer::save`] keeps has changed.
+    dirty: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -260,7 +265,14 @@ enum Owner {
 
 impl HttpServer {
     pub fn new(cfg: ServerConfig) -> Self {
-        HttpServer { cfg, sessions: HashMap::new(), by_engine: HashMap::new(), live: HashMap::new(), out: VecDeque::new() }
+        HttpServer {
+            cfg,
+            sessions: HashMap::new(),
+            by_engine: HashMap::new(),
+            live: HashMap::new(),
+            out: VecDeque::new(),
+            dirty: false,
+        }
     }
 
     pub fn config(&self) -> &ServerConfig {
@@ -420,7 +432,8 @@ impl HttpServer {
                 let engine = gw.open_session(now);
                 self.set_auth(gw, engine, &req);
                 self.by_engine.insert(engine, Owner::Exchange(st));
-                self.live.insert(st, live(Waits::Initialize { engine, id: id.clone() }, cors, now));
+                let init = msg.to_json();
+                self.live.insert(st, live(Waits::Initialize { engine, id: id.clone(), init }, cors, now));
                 return gw.handle_client(now, engine, msg);
             }
         }
@@ -443,6 +456,7 @@ impl HttpServer {
                 session.next_number += 1;
                 session.posts.insert(id.clone(), number);
                 session.carriers.insert(number, st);
+                self.dirty = true;
                 let sse_ok = accepts_sse(&req);
                 let waits = Waits::Answer { engine, key: Some(key), id: id.clone(), number, sse_ok, modern: false };
                 self.live.insert(st, live(waits, cors, now));
@@ -524,6 +538,7 @@ impl HttpServer {
     }
 
     fn drop_session(&mut self, gw: &mut Gateway, now: Millis, session: Session) {
+        self.dirty = true;
         self.by_engine.remove(&session.engine);
         for c in session.carriers.values() {
             self.end(*c);
@@ -581,11 +596,11 @@ impl HttpServer {
     fn deliver_exchange(&mut self, gw: &mut Gateway, now: Millis, st: StreamId, message: Message) {
         let Some(l) = self.live.get_mut(&st) else { return };
         match &l.waits {
-            Waits::Initialize { engine, id } => {
+            Waits::Initialize { engine, id, init } => {
                 if final_id(&message) != Some(id) {
                     return;
                 }
-                let engine = *engine;
+                let (engine, init) = (*engine, init.clone());
                 let cors = std::mem::take(&mut l.cors);
                 self.live.remove(&st);
                 if matches!(message, Message::Error { .. }) {
@@ -600,6 +615,7 @@ impl HttpServer {
                     Session {
                         engine,
                         version,
+                        init,
                         last_seen: now,
                         posts: HashMap::new(),
                         carriers: HashMap::new(),
@@ -611,6 +627,7 @@ impl HttpServer {
                     },
                 );
                 self.by_engine.insert(engine, Owner::Legacy(key.clone()));
+                self.dirty = true;
                 self.json(st, 200, &message, vec![("mcp-session-id".into(), key)], &cors);
             }
             Waits::Answer { engine, id, sse_ok, .. } => {
@@ -685,6 +702,7 @@ impl HttpServer {
             *seq += 1;
             let seq = *seq;
             session.events.push_back(Stored { stream: number, seq, data: data.clone() });
+            self.dirty = true;
             while session.events.len() > self.cfg.event_store {
                 session.events.pop_front();
             }
@@ -710,6 +728,94 @@ impl HttpServer {
             }
             None => {} // stored: the client resumes, or the next GET gets it
         }
+    }
+
+    // --------------------------------------------------------------------------------------------
+    // Surviving a restart (the service worker's)
+    // --------------------------------------------------------------------------------------------
+
+    /// The legacy sessions and their stored events as JSON, if they changed since the last call: a
+    /// host whose process may be stopped (a service worker) keeps it and hands it to
+    /// [`HttpServer::restore`] in its next life.
+    pub fn save(&mut self) -> Option<String> {
+        if !std::mem::take(&mut self.dirty) {
+            return None;
+        }
+        let sessions: Vec<Value> = self
+            .sessions
+            .iter()
+            .map(|(key, s)| {
+                serde_json::json!({
+                    "key": key,
+                    "version": s.version,
+                    "init": s.init,
+                    "lastSeen": s.last_seen,
+                    "nextNumber": s.next_number,
+                    "seqs": s.seqs.iter().map(|(n, q)| [*n, *q]).collect::<Vec<_>>(),
+                    "posts": s.posts.iter().map(|(id, n)| serde_json::json!([id.to_value(), n])).collect::<Vec<_>>(),
+                    "finished": s.finished,
+                    "undeliveredFrom": s.undelivered_from,
+                    "events": s.events.iter().map(|e| serde_json::json!([e.stream, e.seq, e.data])).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        Some(serde_json::json!({ "v": 1, "sessions": sessions }).to_string())
+    }
+
+    /// Open again the sessions [`HttpServer::save`] kept: each engine session is initialized anew
+    /// with its client's own `initialize`, its events wait for resumption, and a request that was
+    /// pending when the host stopped gets an error on its stream: its call may have run, so it is in
+    /// doubt and is not repeated. A state that cannot be read is ignored (clients start over).
+    pub fn restore(&mut self, gw: &mut Gateway, now: Millis, state: &str) -> usize {
+        let Ok(v) = serde_json::from_str::<Value>(state) else { return 0 };
+        let list = v.get("sessions").and_then(Value::as_array).cloned().unwrap_or_default();
+        let u = |x: &Value, k: &str| x.get(k).and_then(Value::as_u64).unwrap_or(0);
+        let mut n = 0;
+        for x in list {
+            let (Some(key), Some(init)) = (x.get("key").and_then(Value::as_str), x.get("init").and_then(Value::as_str)) else {
+                continue;
+            };
+            let Ok(init_msg) = Message::parse(init.as_bytes()) else { continue };
+            let pairs = |k: &str| x.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
+            let mut s = Session {
+                engine: gw.open_session(now),
+                version: x.get("version").and_then(Value::as_str).unwrap_or(protocol::HTTP_DEFAULT_LEGACY).to_string(),
+                init: init.to_string(),
+                last_seen: now,
+                posts: HashMap::new(),
+                carriers: HashMap::new(),
+                next_number: u(&x, "nextNumber").max(1),
+                seqs: pairs("seqs").iter().filter_map(|p| Some((p.get(0)?.as_u64()?, p.get(1)?.as_u64()?))).collect(),
+                finished: pairs("finished").iter().filter_map(Value::as_u64).collect(),
+                events: pairs("events")
+                    .iter()
+                    .filter_map(|e| Some(Stored { stream: e.get(0)?.as_u64()?, seq: e.get(1)?.as_u64()?, data: e.get(2)?.as_str()?.to_string() }))
+                    .collect(),
+                undelivered_from: u(&x, "undeliveredFrom").max(1),
+            };
+            // The calls that were running died with the host: say so where their answers were due.
+            for p in pairs("posts") {
+                let (Some(id), Some(number)) = (p.get(0).and_then(id_of), p.get(1).and_then(Value::as_u64)) else { continue };
+                let e = ErrorObject::new(
+                    code::INTERNAL_ERROR,
+                    "the gateway restarted before this call was answered; it may have run, so it is in doubt and was not repeated",
+                )
+                .with_data(serde_json::json!({ "inDoubt": true }));
+                let seq = s.seqs.entry(number).or_insert(0);
+                *seq += 1;
+                s.events.push_back(Stored { stream: number, seq: *seq, data: Message::error(Some(id), e).to_json() });
+                s.finished.push(number);
+            }
+            let engine = s.engine;
+            self.by_engine.insert(engine, Owner::Legacy(key.to_string()));
+            self.sessions.insert(key.to_string(), s);
+            // The engine's answer to this initialize is for no one (no request waits for its id).
+            gw.handle_client(now, engine, init_msg);
+            gw.handle_client(now, engine, Message::notification(method::INITIALIZED, None));
+            n += 1;
+        }
+        self.dirty = n > 0;
+        n
     }
 
     fn new_key(&self) -> String {

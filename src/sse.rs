@@ -16,12 +16,27 @@ pub struct Parser {
     data: String,
     id: Option<String>,
     has_data: bool,
+    /// The last `retry` field, in ms: how long to wait before reconnecting.
+    pub retry: Option<u64>,
 }
 
 /// Refuse a single event larger than this (a broken or hostile upstream).
 pub const MAX_EVENT: usize = 32 * 1024 * 1024;
 
 impl Parser {
+    /// The last event id seen (the `Last-Event-ID` to resume with).
+    pub fn last_event_id(&self) -> Option<&str> {
+        self.id.as_deref().filter(|i| !i.is_empty())
+    }
+
+    /// A new connection: forget any half-received event, keep the last event id and `retry`.
+    pub fn restart(&mut self) {
+        self.buf.clear();
+        self.event.clear();
+        self.data.clear();
+        self.has_data = false;
+    }
+
     pub fn feed(&mut self, chunk: &[u8]) -> Result<Vec<Event>, String> {
         self.buf.extend_from_slice(chunk);
         let mut out = Vec::new();
@@ -63,7 +78,10 @@ impl Parser {
                     self.has_data = true;
                 }
                 "event" => self.event = value.to_string(),
-                "id" => self.id = Some(value.to_string()),
+                "id" if !value.contains('\0') => self.id = Some(value.to_string()),
+                "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                    self.retry = value.parse().ok();
+                }
                 _ => {}
             }
         }
@@ -94,5 +112,17 @@ mod tests {
         assert_eq!(all[0].data, "");
         assert_eq!(all[1], Event { event: "message".into(), data: "{\"a\":1}".into(), id: Some("1".into()) });
         assert_eq!(all[2].data, "x\ny");
+    }
+
+    #[test]
+    fn keeps_the_last_id_and_retry_across_a_restart() {
+        let mut p = Parser::default();
+        p.feed(b"id: 3-0\nretry: 500\ndata:\n\nid: 3-1\ndata: {}\n\ndata: half").unwrap();
+        assert_eq!((p.last_event_id(), p.retry), (Some("3-1"), Some(500)));
+        p.restart();
+        let ev = p.feed(b"data: whole\n\n").unwrap();
+        assert_eq!(ev[0].data, "whole");
+        p.feed(b"retry: x\n\n").unwrap();
+        assert_eq!(p.retry, Some(500), "a retry that is not a number is ignored");
     }
 }

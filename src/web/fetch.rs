@@ -6,7 +6,7 @@
 
 use super::runtime::{self, Link, Shared};
 use crate::engine::UpstreamId;
-use crate::http_client::HttpClientState;
+use crate::http_client::{resume, HttpClientState};
 use crate::jsonrpc::{code, ErrorObject, Id, Message};
 use crate::protocol::method;
 use crate::sse::Parser;
@@ -28,6 +28,10 @@ struct State {
     /// Session, version, era and expiry: shared with the native connector.
     http: HttpClientState,
     inflight: HashMap<i64, AbortController>,
+    /// The legacy standalone GET stream is open (or being opened).
+    get_stream: bool,
+    /// Aborts the GETs in flight (closing the link ends them).
+    get_abort: Option<AbortController>,
 }
 
 pub struct FetchLink {
@@ -101,8 +105,12 @@ impl Link for FetchLink {
 
     fn close(&self) {
         self.down.set(true);
-        for (_, c) in self.state.borrow_mut().inflight.drain() {
+        let mut st = self.state.borrow_mut();
+        for (_, c) in st.inflight.drain() {
             c.abort();
+        }
+        if let Some(a) = st.get_abort.take() {
+            a.abort();
         }
     }
 }
@@ -119,8 +127,14 @@ impl FetchLink {
         if self.down.replace(true) {
             return;
         }
-        for (_, c) in self.state.borrow_mut().inflight.drain() {
-            c.abort();
+        {
+            let mut st = self.state.borrow_mut();
+            for (_, c) in st.inflight.drain() {
+                c.abort();
+            }
+            if let Some(a) = st.get_abort.take() {
+                a.abort();
+            }
         }
         let Some(rt) = self.runtime.upgrade() else { return };
         runtime::link_down(&rt, self.upstream, &why);
@@ -215,24 +229,25 @@ impl FetchLink {
         }
         let ctype = resp.headers().get("content-type").ok().flatten().unwrap_or_default().to_ascii_lowercase();
         if ctype.starts_with("text/event-stream") {
-            if let Some(body) = resp.body() {
-                let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
-                let mut parser = Parser::default();
-                loop {
-                    let Ok(chunk) = JsFuture::from(reader.read()).await else { break };
-                    let done =
-                        js_sys::Reflect::get(&chunk, &"done".into()).ok().and_then(|d| d.as_bool()).unwrap_or(true);
-                    if done {
-                        break;
-                    }
-                    let Ok(value) = js_sys::Reflect::get(&chunk, &"value".into()) else { break };
-                    let bytes = js_sys::Uint8Array::new(&value).to_vec();
-                    let Ok(events) = parser.feed(&bytes) else { break };
-                    for ev in events {
-                        if !ev.data.trim().is_empty() {
-                            self.deliver(ev.data.as_bytes(), gid.as_ref(), &meth, gnum, resp.ok());
-                        }
-                    }
+            let mut parser = Parser::default();
+            let mut answered = self.read_stream(&resp, &mut parser, gid.as_ref(), &meth, gnum, resp.ok()).await;
+            // Cut before the answer: resume from the last event id after the server's `retry`.
+            let mut attempts = 0;
+            while !answered && !modern && attempts < resume::ATTEMPTS && !self.down.get() {
+                let Some(last) = parser.last_event_id().map(str::to_string) else { break };
+                attempts += 1;
+                sleep(resume::delay_ms(parser.retry)).await;
+                parser.restart();
+                match self.get(Some(&last)).await {
+                    Some(r) if r.ok() => answered = self.read_stream(&r, &mut parser, gid.as_ref(), &meth, gnum, true).await,
+                    _ => break,
+                }
+            }
+            if let (false, Some(g)) = (answered, gnum) {
+                let aborted = abort.as_ref().is_some_and(|a| a.signal().aborted());
+                if let (false, Some(rt)) = (aborted, self.runtime.upgrade()) {
+                    let u = self.upstream;
+                    runtime::with(&rt, |e, t| e.upstream_lost(t, u, g, "its response stream ended before the answer"));
                 }
             }
         } else {
@@ -273,11 +288,117 @@ impl FetchLink {
         }
     }
 
-    fn deliver(&self, body: &[u8], gid: Option<&Id>, meth: &str, gnum: Option<i64>, ok: bool) -> bool {
-        let Some(msg) = self.state.borrow_mut().http.interpret(body, gid, meth, ok) else { return false };
+    /// Hand one body (or event) to the engine: `None` if it is not a message, else whether it is the
+    /// answer to `gid`. A legacy `initialize` answer opens the session's GET stream.
+    fn deliver_message(&self, body: &[u8], gid: Option<&Id>, meth: &str, gnum: Option<i64>, ok: bool) -> Option<bool> {
+        let msg = self.state.borrow_mut().http.interpret(body, gid, meth, ok)?;
+        let answer = matches!(&msg, Message::Response { id, .. } | Message::Error { id: Some(id), .. } if Some(id) == gid);
+        let init = meth == method::INITIALIZE && matches!(msg, Message::Response { .. });
         self.to_engine(msg, gnum);
-        true
+        if init {
+            if let Some(me) = self.me.borrow().upgrade() {
+                spawn_local(me.get_stream());
+            }
+        }
+        Some(answer)
     }
+
+    fn deliver(&self, body: &[u8], gid: Option<&Id>, meth: &str, gnum: Option<i64>, ok: bool) -> bool {
+        self.deliver_message(body, gid, meth, gnum, ok).is_some()
+    }
+
+    /// Read an SSE body to its end; whether the answer to `gid` came.
+    async fn read_stream(&self, resp: &Response, parser: &mut Parser, gid: Option<&Id>, meth: &str, gnum: Option<i64>, ok: bool) -> bool {
+        let Some(body) = resp.body() else { return false };
+        let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+        let mut answered = false;
+        loop {
+            let Ok(chunk) = JsFuture::from(reader.read()).await else { break };
+            let done = js_sys::Reflect::get(&chunk, &"done".into()).ok().and_then(|d| d.as_bool()).unwrap_or(true);
+            if done || self.down.get() {
+                break;
+            }
+            let Ok(value) = js_sys::Reflect::get(&chunk, &"value".into()) else { break };
+            let Ok(events) = parser.feed(&js_sys::Uint8Array::new(&value).to_vec()) else { break };
+            for ev in events {
+                if !ev.data.trim().is_empty() {
+                    answered |= self.deliver_message(ev.data.as_bytes(), gid, meth, gnum, ok) == Some(true);
+                }
+            }
+        }
+        answered
+    }
+
+    /// A GET on the endpoint for this session (with `last`: resuming after that event).
+    async fn get(&self, last: Option<&str>) -> Option<Response> {
+        let headers = Headers::new().ok()?;
+        let _ = headers.set("accept", "text/event-stream");
+        for (k, v) in &self.headers {
+            let _ = headers.set(k, v);
+        }
+        {
+            let st = self.state.borrow();
+            if let Some(s) = &st.http.session {
+                let _ = headers.set("mcp-session-id", s);
+            }
+            if let Some(v) = &st.http.version {
+                let _ = headers.set("mcp-protocol-version", v);
+            }
+        }
+        if let Some(l) = last {
+            let _ = headers.set("last-event-id", l);
+        }
+        let init = RequestInit::new();
+        init.set_method("GET");
+        init.set_headers(&headers);
+        let abort = {
+            let mut st = self.state.borrow_mut();
+            st.get_abort.get_or_insert_with(|| AbortController::new().expect("AbortController")).clone()
+        };
+        init.set_signal(Some(&abort.signal()));
+        let req = Request::new_with_str_and_init(&self.url, &init).ok()?;
+        JsFuture::from(global_fetch(&req)).await.ok()?.dyn_into().ok()
+    }
+
+    /// The legacy standalone stream: notifications and requests the server sends outside replies.
+    /// When it ends it is opened again after the server's `retry`, resuming after its last event;
+    /// when it cannot be opened, five times in a row at most.
+    async fn get_stream(self: Rc<Self>) {
+        if std::mem::replace(&mut self.state.borrow_mut().get_stream, true) {
+            return;
+        }
+        sleep(50).await; // notifications/initialized first
+        let mut parser = Parser::default();
+        let mut failures = 0;
+        while failures < 5 && !self.down.get() && self.state.borrow().http.session.is_some() {
+            let last = parser.last_event_id().map(str::to_string);
+            match self.get(last.as_deref()).await {
+                Some(r) if r.ok() => {
+                    failures = 0;
+                    parser.restart();
+                    self.read_stream(&r, &mut parser, None, "", None, true).await;
+                    sleep(resume::delay_ms(parser.retry)).await;
+                }
+                // No stream offered (405), or the session is gone (the next call finds out).
+                Some(r) if matches!(r.status(), 400 | 404 | 405) => break,
+                _ => {
+                    failures += 1;
+                    sleep(1000 << failures.min(5)).await;
+                }
+            }
+        }
+        self.state.borrow_mut().get_stream = false;
+    }
+}
+
+/// A promise of `ms` milliseconds.
+async fn sleep(ms: u64) {
+    let p = js_sys::Promise::new(&mut |resolve, _| {
+        runtime::after(ms.min(i32::MAX as u64) as i32, move || {
+            let _ = resolve.call0(&JsValue::NULL);
+        });
+    });
+    let _ = JsFuture::from(p).await;
 }
 
 pub(super) async fn text_of(resp: &Response) -> String {

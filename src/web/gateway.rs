@@ -334,6 +334,7 @@ impl Gateway {
 
 impl Gateway {
     /// The runtime this gateway runs on (for the other bindings of the class).
+    #[cfg(feature = "sw")]
     pub(super) fn shared(&self) -> Shared {
         self.inner.shared.clone()
     }

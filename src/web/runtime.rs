@@ -68,6 +68,9 @@ pub struct Runtime {
     pub exchanges: HashMap<crate::http_server::StreamId, js_sys::Function>,
     #[cfg(feature = "sw")]
     exchange_seq: u64,
+    /// Keeps the face's state across worker restarts (see `serveHttpWith`).
+    #[cfg(feature = "sw")]
+    pub persist: Option<js_sys::Function>,
 }
 
 pub type Shared = Rc<RefCell<Runtime>>;
@@ -97,6 +100,8 @@ impl Runtime {
             exchanges: HashMap::new(),
             #[cfg(feature = "sw")]
             exchange_seq: 0,
+            #[cfg(feature = "sw")]
+            persist: None,
         }));
         let weak = Rc::downgrade(&shared);
         let cb = Closure::<dyn FnMut()>::new(move || {

@@ -41,6 +41,7 @@ fn config(opts: &Value) -> Result<ServerConfig, JsValue> {
             "maxStreamMs" => cfg.max_stream_ms = Some(ms()?),
             "sseAfterMs" => cfg.sse_after_ms = ms()?,
             "maxBodyBytes" => cfg.max_body_bytes = ms()? as usize,
+            "restore" | "persist" => {}
             other => return Err(type_error(&format!("serveMcp: unknown option {other:?}"))),
         }
     }
@@ -51,11 +52,26 @@ fn config(opts: &Value) -> Result<ServerConfig, JsValue> {
 impl Gateway {
     /// Serve Streamable HTTP from this gateway with these options (`allowedOrigins`, `retryMs`,
     /// `maxStreamMs`, `sseAfterMs`, `maxBodyBytes`). Called once, before the first `serveHttp`.
+    /// `persist(state)` is called with the face's sessions and stored events whenever they change
+    /// (keep them, e.g. in IndexedDB); `restore` is what an earlier life of this worker persisted.
+    /// Returns how many sessions were restored.
     #[wasm_bindgen(js_name = serveHttpWith)]
-    pub fn serve_http_with(&self, options: JsValue) -> Result<(), JsValue> {
+    pub fn serve_http_with(&self, options: JsValue) -> Result<u32, JsValue> {
         let cfg = config(&from_js(&options)?)?;
-        self.shared().borrow_mut().face = Some(HttpServer::new(cfg));
-        Ok(())
+        let persist = super::interop::function(&options, "persist");
+        let restore = js_sys::Reflect::get(&options, &"restore".into()).ok().and_then(|v| v.as_string());
+        let shared = self.shared();
+        let n = {
+            let mut rt = shared.borrow_mut();
+            let mut face = HttpServer::new(cfg);
+            let now = rt.now();
+            let n = restore.map_or(0, |r| face.restore(&mut rt.engine, now, &r));
+            rt.face = Some(face);
+            rt.persist = persist;
+            n
+        };
+        runtime::pump(&shared);
+        Ok(n as u32)
     }
 
     /// One HTTP request on the MCP endpoint. `headers` is an array of `[name, value]` pairs; the
@@ -148,6 +164,14 @@ pub fn write_parts(shared: &Shared) {
             out
         };
         if parts.is_empty() {
+            let state = {
+                let mut rt = shared.borrow_mut();
+                let state = if rt.persist.is_some() { rt.face.as_mut().and_then(HttpServer::save) } else { None };
+                state.zip(rt.persist.clone())
+            };
+            if let Some((state, persist)) = state {
+                let _ = persist.call1(&JsValue::NULL, &state.into());
+            }
             return;
         }
         for (f, part) in parts {

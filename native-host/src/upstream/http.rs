@@ -11,7 +11,7 @@
 use super::Backoff;
 use crate::driver::{Cmd, Handle};
 use futures_util::StreamExt;
-use mcp_edge_gateway::http_client::HttpClientState;
+use mcp_edge_gateway::http_client::{resume, HttpClientState};
 use mcp_edge_gateway::jsonrpc::code;
 use mcp_edge_gateway::protocol::method;
 use mcp_edge_gateway::sse::Parser;
@@ -246,24 +246,31 @@ impl Link {
         }
         let ctype = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
         if ctype.starts_with("text/event-stream") {
-            let mut stream = resp.bytes_stream();
             let mut parser = Parser::default();
-            let mut answered = false;
-            while let Some(chunk) = stream.next().await {
-                let Ok(chunk) = chunk else { break };
-                let Ok(events) = parser.feed(&chunk) else {
-                    break;
-                };
-                for ev in events {
-                    if ev.data.trim().is_empty() {
-                        continue;
+            let ok = status.is_success();
+            let mut answered = self.read_stream(resp, &mut parser, gid.as_ref(), &meth, gnum, ok).await;
+            // Cut before the answer: resume the stream from its last event id, as the server's
+            // `retry` says; only a server that gave ids can be resumed.
+            let mut attempts = 0;
+            while !answered && attempts < resume::ATTEMPTS && !modern {
+                let Some(last) = parser.last_event_id().map(str::to_string) else { break };
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(resume::delay_ms(parser.retry))).await;
+                parser.restart();
+                match self.get_request(Some(&last)).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        tracing::debug!(upstream = %self.name, "resumed a cut response stream after event {last}");
+                        answered = self.read_stream(r, &mut parser, gid.as_ref(), &meth, gnum, true).await;
                     }
-                    answered |= self.deliver_body(ev.data.as_bytes(), gid.as_ref(), &meth, gnum, status.is_success())
-                        == Some(true);
+                    Ok(r) => {
+                        tracing::debug!(upstream = %self.name, "resuming a cut stream: HTTP {}", r.status());
+                        break;
+                    }
+                    Err(e) => tracing::debug!(upstream = %self.name, "resuming a cut stream failed: {e}"),
                 }
             }
             // The stream ended (or broke) before our request's answer: it may have run, and no
-            // answer will come on this stream.
+            // answer will come.
             if let (false, Some(g)) = (answered, gnum) {
                 self.h.send(Cmd::Lost(self.u, g, "its response stream ended before the answer".into()));
             }
@@ -340,47 +347,80 @@ impl Link {
         Some(answer)
     }
 
-    /// Legacy servers may push notifications and requests on a standalone GET stream.
-    fn open_get_stream(self: Arc<Self>) {
-        let (client, url, headers, h, u, name) =
-            (self.client.clone(), self.url.clone(), self.headers.clone(), self.h.clone(), self.u, self.name.clone());
+    /// A GET on the MCP endpoint for this session: the standalone stream, or (with `last`) the
+    /// resumption of a stream after its event `last`.
+    fn get_request(&self, last: Option<&str>) -> reqwest::RequestBuilder {
         let (session, version) = {
             let st = self.state.lock().expect("poisoned");
             (st.http.session.clone(), st.http.version.clone())
         };
-        let Some(session) = session else { return };
+        let mut req = self.client.get(&self.url).header("accept", "text/event-stream");
+        if let Some(s) = session {
+            req = req.header("mcp-session-id", s);
+        }
+        if let Some(v) = version {
+            req = req.header("mcp-protocol-version", v);
+        }
+        if let Some(l) = last {
+            req = req.header("last-event-id", l);
+        }
+        for (k, v) in &self.headers {
+            req = req.header(k, v);
+        }
+        req
+    }
+
+    /// Read one SSE response to its end, handing each message to the engine. Whether the answer to
+    /// `gid` came.
+    async fn read_stream(
+        &self,
+        resp: reqwest::Response,
+        parser: &mut Parser,
+        gid: Option<&Id>,
+        meth: &str,
+        gnum: Option<i64>,
+        ok: bool,
+    ) -> bool {
+        let mut stream = resp.bytes_stream();
+        let mut answered = false;
+        while let Some(Ok(chunk)) = stream.next().await {
+            let Ok(events) = parser.feed(&chunk) else { break };
+            for ev in events {
+                if ev.data.trim().is_empty() {
+                    continue; // a priming event: an id to resume from, no message
+                }
+                answered |= self.deliver_body(ev.data.as_bytes(), gid, meth, gnum, ok) == Some(true);
+            }
+        }
+        answered
+    }
+
+    /// Legacy servers may push notifications and requests on a standalone GET stream. When it ends
+    /// it is opened again after the server's `retry` delay, resuming after its last event id; when
+    /// it cannot be opened, again with backoff, five times in a row at most.
+    fn open_get_stream(self: Arc<Self>) {
+        let (url, h, u, name) = (self.url.clone(), self.h.clone(), self.u, self.name.clone());
+        let Some(session) = self.state.lock().expect("poisoned").http.session.clone() else { return };
         let fail = self.fail.clone();
         let link = self.clone();
         let task = tokio::spawn(async move {
             // Give the engine time to send notifications/initialized first.
             tokio::time::sleep(Duration::from_millis(50)).await;
             let mut backoff = Backoff::new();
-            for _ in 0..5 {
-                let mut req = client.get(&url).header("accept", "text/event-stream").header("mcp-session-id", &session);
-                if let Some(v) = &version {
-                    req = req.header("mcp-protocol-version", v);
-                }
-                for (k, v) in &headers {
-                    req = req.header(k, v);
-                }
-                match req.send().await {
+            let mut parser = Parser::default();
+            let mut failures = 0;
+            while failures < 5 {
+                let last = parser.last_event_id().map(str::to_string);
+                match link.get_request(last.as_deref()).send().await {
                     Ok(r) if r.status().is_success() => {
                         backoff.reset();
-                        let mut stream = r.bytes_stream();
-                        let mut parser = Parser::default();
-                        while let Some(Ok(chunk)) = stream.next().await {
-                            let Ok(events) = parser.feed(&chunk) else {
-                                break;
-                            };
-                            for ev in events {
-                                if ev.data.trim().is_empty() {
-                                    continue;
-                                }
-                                if let Ok(m) = Message::parse(ev.data.as_bytes()) {
-                                    h.send(Cmd::FromUpstream(u, m, None));
-                                }
-                            }
-                        }
+                        failures = 0;
+                        parser.restart();
+                        link.read_stream(r, &mut parser, None, "", None, true).await;
+                        let wait = resume::delay_ms(parser.retry);
+                        tracing::debug!(upstream = %name, "GET stream ended; reopening it in {wait} ms");
+                        tokio::time::sleep(Duration::from_millis(wait)).await;
+                        continue;
                     }
                     Ok(r) if r.status().as_u16() == 405 => return,
                     Ok(r) if matches!(r.status().as_u16(), 400 | 404) => {
@@ -402,6 +442,7 @@ impl Link {
                     }
                     Err(e) => tracing::debug!(upstream = %name, "GET stream failed: {e}"),
                 }
+                failures += 1;
                 tokio::time::sleep(backoff.next_delay()).await;
             }
         });
