@@ -33,6 +33,7 @@ mod calls;
 mod client;
 mod groups;
 mod links;
+mod listen;
 mod lists;
 mod offline;
 mod sampling;
@@ -136,6 +137,8 @@ enum Pending {
     Catalog(ListKind),
     /// A request of ours whose answer nobody waits for (logging/setLevel fan-out and the like).
     Internal,
+    /// The gateway's `subscriptions/listen` to a modern upstream (its answer ends it).
+    Listen,
     /// The `ping` that decides a half-open breaker.
     Health {
         deadline: Millis,
@@ -295,6 +298,8 @@ pub struct Gateway {
     delayed: Vec<Delayed>,
     /// Aggregated list requests being gathered.
     gathers: HashMap<(SessionId, Id), lists::Gather>,
+    /// `subscriptions/listen`, downstream and upstream.
+    listening: listen::Listening,
     /// Sampling requests going down the provider chain.
     jobs: HashMap<u64, sampling::Job>,
     next_job: u64,
@@ -344,6 +349,7 @@ impl Gateway {
             budgets: vec![RetryBudget::default(); cfg.groups.len()],
             delayed: Vec::new(),
             gathers: HashMap::new(),
+            listening: Default::default(),
             jobs: HashMap::new(),
             next_job: 1,
             sampled: Default::default(),
@@ -419,6 +425,9 @@ impl Gateway {
         }
         for p in self.parked.values() {
             min(p.expires);
+        }
+        if let Some(d) = self.listen_deadline() {
+            min(d);
         }
         for u in &self.ups {
             for p in u.pending.values() {

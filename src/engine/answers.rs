@@ -103,6 +103,7 @@ impl Gateway {
                 self.check_listed(now, u);
             }
             Pending::Internal => {}
+            Pending::Listen => self.upstream_listen_ended(now, u, gid, &answer),
             // An answer to the probe shows the member is alive, even an error about the method;
             // a server-side error (or one the host made up for a broken exchange) does not.
             Pending::Health { .. } => match &answer {
@@ -320,9 +321,15 @@ impl Gateway {
                 let mut ids: Vec<SessionId> =
                     self.sessions.iter().filter(|(_, x)| x.subscriptions.contains(uri)).map(|(k, _)| *k).collect();
                 ids.sort();
+                // A modern upstream stamps its listen's id; our clients get their own.
+                let mut params = params;
+                if let Some(meta) = params.as_mut().and_then(|p| p.get_mut("_meta")).and_then(Value::as_object_mut) {
+                    meta.remove(listen::SUBSCRIPTION_ID);
+                }
                 for s in ids {
                     self.notify_client(s, None, m, params.clone());
                 }
+                self.notify_listeners(m, params.as_ref());
             }
             method::MESSAGE => {
                 let mut p = params.filter(Value::is_object).unwrap_or(json!({}));
@@ -331,6 +338,8 @@ impl Gateway {
                 }
                 self.broadcast_legacy(m, Some(p));
             }
+            // The upstream took the gateway's listen: nothing for clients.
+            listen::SUBSCRIPTIONS_ACKNOWLEDGED => {}
             _ => self.broadcast_legacy(m, params),
         }
     }

@@ -15,6 +15,9 @@ impl Gateway {
         modern: bool,
     ) {
         let mut params = params.unwrap_or(json!({}));
+        if m == method::SUBSCRIPTIONS_LISTEN {
+            return self.listen(now, s, id, &params);
+        }
         let exposed = params.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
         let target: Result<UpstreamId, ErrorObject> = match m.as_str() {
             method::TOOLS_CALL | method::PROMPTS_GET => {
@@ -51,10 +54,6 @@ impl Gateway {
                 }
             }
             method::COMPLETE => self.route_completion(&mut params),
-            method::SUBSCRIPTIONS_LISTEN => Err(err(
-                code::METHOD_NOT_FOUND,
-                "subscriptions/listen is not supported by this gateway yet; use a legacy session for notifications",
-            )),
             _ => {
                 // A method we do not know: forward it when exactly one upstream could have meant it.
                 let ready: Vec<usize> = (0..self.ups.len()).filter(|&u| self.ups[u].link == Link::Ready).collect();
@@ -93,6 +92,11 @@ impl Gateway {
                 sess.subscriptions.insert(uri);
             } else {
                 sess.subscriptions.remove(&uri);
+            }
+            // A modern upstream learns the URIs through the gateway's listen to it.
+            if self.ups[u.0].era == Era::Modern {
+                self.relisten_all(now);
+                return self.reply(s, id, json!({}));
             }
             let up = &self.ups[u.0];
             let can = up.link == Link::Ready

@@ -93,6 +93,8 @@ impl Gateway {
             }
         }
         self.check_listed(now, u);
+        self.upstream_listen_reset(u);
+        self.listen_upstream(now, u, true);
         if self.health[u.0].state() == crate::health::BreakerState::HalfOpen {
             self.send_health_probe(now, u);
         }

@@ -41,8 +41,12 @@ impl Gateway {
 
     /// End a session: its in-flight upstream requests are cancelled (parked multi-round-trip calls
     /// survive; they belong to no session), and requests it was asked to answer fail upstream.
-    pub fn close_session(&mut self, _now: Millis, s: SessionId) {
+    pub fn close_session(&mut self, now: Millis, s: SessionId) {
         let Some(closed) = self.sessions.remove(&s) else { return };
+        self.session_listens_closed(now, s);
+        if !closed.subscriptions.is_empty() {
+            self.relisten_all(now);
+        }
         self.gathers.retain(|(x, _), _| *x != s);
         let mine: Vec<_> = self.by_client.keys().filter(|(x, _)| *x == s).cloned().collect();
         for key in mine {
@@ -103,5 +107,6 @@ impl Gateway {
         for s in ids {
             self.notify_client(s, None, method, params.clone());
         }
+        self.notify_listeners(method, params.as_ref());
     }
 }
