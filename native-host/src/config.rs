@@ -283,9 +283,6 @@ impl HostConfig {
     fn add(&mut self, at: &str, name: &str, v: &serde_json::Value, default_prefix: bool) -> Result<(), String> {
         let Some((spec, transport)) = read_upstream(at, name, v, default_prefix)? else { return Ok(()) };
         match &transport {
-            Transport::WebSocket { .. } => {
-                return Err(format!("{at}: WebSocket upstreams are for the browser; give its Streamable HTTP url"))
-            }
             Transport::Builtin(b) if b != "edge" => {
                 return Err(format!("{at}.builtin: the built-in upstream is \"edge\", not {b:?}"))
             }
@@ -395,8 +392,8 @@ mod tests {
         let j = HostConfig::from_json(r#"{"mcpServers": {"a": {"command": "x", "era": "new"}}}"#).unwrap_err();
         assert_eq!(t.strip_prefix("upstreams.a.era: "), j.strip_prefix("mcpServers.a.era: "), "{t} / {j}");
         assert!(t.starts_with("upstreams.a.era: must be"), "{t}");
-        let ws = HostConfig::from_json(r#"{"mcpServers": {"w": {"url": "ws://h/ws"}}}"#).unwrap_err();
-        assert!(ws.contains("WebSocket upstreams are for the browser"), "{ws}");
+        let ws = HostConfig::from_json(r#"{"mcpServers": {"w": {"url": "ws://h/ws"}}}"#).unwrap();
+        assert!(matches!(&ws.transports[0], Transport::WebSocket { url } if url == "ws://h/ws"));
         let b = HostConfig::from_toml("[upstreams.e]\nbuiltin = 'kitchen'\n").unwrap_err();
         assert!(b.starts_with("upstreams.e.builtin:"), "{b}");
     }

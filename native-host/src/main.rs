@@ -197,7 +197,7 @@ fn start(cfg: &HostConfig, storage: &StorageArgs, stdio: bool) -> Result<driver:
     let providers = driver::Providers { client, keys: cfg.api_keys.0.clone() };
     let handle = driver::spawn_with(gw, origin, store_thread, providers, tx, rx);
     let names: Vec<String> = cfg.gateway.upstreams.iter().map(|u| u.name.clone()).collect();
-    upstream::spawn_all(&handle, &cfg.transports, &names);
+    upstream::spawn_all(&handle, &cfg.transports, &names, cfg.max_body_bytes);
     Ok(handle)
 }
 

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 /// How an upstream is reached. Which of these a host can drive is its own business (the browser has
-/// no processes; the native host speaks no WebSocket upstream).
+/// no processes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Transport {

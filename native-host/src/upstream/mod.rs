@@ -5,13 +5,14 @@ pub mod builtin;
 pub mod http;
 pub mod sse;
 pub mod stdio;
+pub mod ws;
 
 use crate::config::Transport;
 use crate::driver::Handle;
 use mcp_edge_gateway::UpstreamId;
 use std::time::Duration;
 
-pub fn spawn_all(handle: &Handle, transports: &[Transport], names: &[String]) {
+pub fn spawn_all(handle: &Handle, transports: &[Transport], names: &[String], max_frame: usize) {
     for (i, t) in transports.iter().enumerate() {
         let (u, h, name) = (UpstreamId(i), handle.clone(), names[i].clone());
         match t.clone() {
@@ -23,6 +24,9 @@ pub fn spawn_all(handle: &Handle, transports: &[Transport], names: &[String]) {
             }
             Transport::Sse { url, headers } => {
                 tokio::spawn(sse::run(h, u, name, url, headers));
+            }
+            Transport::WebSocket { url } => {
+                tokio::spawn(ws::run(h, u, name, url, max_frame));
             }
             Transport::Builtin(_) => {
                 tokio::spawn(builtin::run(h, u));

@@ -1,0 +1,64 @@
+//! WebSocket upstreams (`url = "ws://…"` or `wss://…`): one JSON-RPC message per text frame, either
+//! era (the engine probes the era as over stdio). Reconnected with backoff when the connection
+//! fails or ends; a call in flight when it breaks is the engine's to settle (in doubt unless safe).
+
+use super::Backoff;
+use crate::driver::{Cmd, Handle};
+use futures_util::{SinkExt, StreamExt};
+use mcp_edge_gateway::{Message, UpstreamId};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message as Frame;
+
+pub async fn run(h: Handle, u: UpstreamId, name: String, url: String, max_frame: usize) {
+    let mut backoff = Backoff::new();
+    loop {
+        let started = tokio::time::Instant::now();
+        let why = run_once(&h, u, &url, max_frame).await;
+        h.send(Cmd::UpstreamDown(u, why.clone()));
+        if started.elapsed() > Duration::from_secs(30) {
+            backoff.reset();
+        }
+        let d = backoff.next_delay();
+        tracing::warn!(upstream = %name, "{why}; reconnecting in {} ms", d.as_millis());
+        tokio::time::sleep(d).await;
+    }
+}
+
+async fn run_once(h: &Handle, u: UpstreamId, url: &str, max_frame: usize) -> String {
+    let cfg = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(max_frame))
+        .max_frame_size(Some(max_frame));
+    let (socket, _) = match tokio_tungstenite::connect_async_with_config(url, Some(cfg), false).await {
+        Ok(s) => s,
+        Err(e) => return format!("cannot reach {url}: {e}"),
+    };
+    let (mut out, mut inp) = socket.split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+    h.send(Cmd::UpstreamUp(u, tx));
+    loop {
+        tokio::select! {
+            m = rx.recv() => {
+                let Some(m) = m else { return "link closed".into() };
+                if let Err(e) = out.send(Frame::Text(m.to_json().into())).await {
+                    return format!("sending to {url} failed: {e}");
+                }
+            }
+            f = inp.next() => match f {
+                Some(Ok(Frame::Text(t))) => deliver(h, u, t.as_bytes()),
+                Some(Ok(Frame::Binary(b))) => deliver(h, u, &b),
+                Some(Ok(Frame::Close(c))) => return format!("{url} closed the connection{}", c.map(|c| format!(" ({})", c.reason)).unwrap_or_default()),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return format!("the connection to {url} broke: {e}"),
+                None => return format!("{url} closed the connection"),
+            }
+        }
+    }
+}
+
+fn deliver(h: &Handle, u: UpstreamId, bytes: &[u8]) {
+    match Message::parse(bytes) {
+        Ok(m) => h.send(Cmd::FromUpstream(u, m, None)),
+        Err(e) => tracing::warn!(upstream = u.0, "ignoring a frame that is not JSON-RPC: {e}"),
+    }
+}
