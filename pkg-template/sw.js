@@ -28,6 +28,8 @@ export function serveMcp(options = {}) {
   const ready = init({ module_or_path: new URL('./sw/mcp_edge_gateway_bg.wasm', import.meta.url) })
     .then(() => Gateway.create(config))
     .then(async (gw) => {
+      // Tools the worker registers exist before restored sessions are back (they hear no change).
+      if (setup) await setup(gw);
       const origins = [scope.location.origin, ...(http.allowedOrigins ?? [])];
       // Sessions and their unsent events survive a worker restart: kept in IndexedDB.
       const kept = await faceState(config.storageName);
@@ -38,7 +40,6 @@ export function serveMcp(options = {}) {
         restore: await kept.read(),
         persist: (state) => kept.write(state),
       });
-      if (setup) await setup(gw);
       // Worker start: calls queued by an earlier life of this worker go now if they can.
       gw.retryNow();
       return gw;
