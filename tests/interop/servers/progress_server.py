@@ -4,10 +4,10 @@ progress, for the downstream resumption tests.
 - tool `countdown(steps, interval_ms, tag="")`: `steps` times, sleeps `interval_ms` and then sends
   `notifications/progress` (progress i of `steps`, message "step i") when the request carries a
   `_meta.progressToken`; then returns "finished <steps> steps (<tag>)". Each call appends
-  `{"tag", "phase": "start"}` to the `--log` file when it begins and `{"tag", "phase": "end",
-  "finished": <bool>}` when it ends, however it ends (in a `finally`: also when the SDK cancelled
-  it), flushed and fsynced, so a test can count how many times the tool ran and whether it ran to the
-  end.
+  `{"tag", "phase": "start"}` to the `--log` file when it begins, `{"tag", "phase": "progress", "i"}`
+  once it has sent progress i, and `{"tag", "phase": "end", "finished": <bool>}` when it ends, however
+  it ends (in a `finally`: also when the SDK cancelled it), each line flushed and fsynced, so a test
+  can count how many times the tool ran, how far it got and whether it ran to the end.
 
 Usage: python progress_server.py --log FILE   (serves MCP on stdin/stdout)
 """
@@ -43,6 +43,7 @@ async def countdown(steps: int, interval_ms: int, ctx: Context, tag: str = "") -
         for i in range(1, steps + 1):
             await anyio.sleep(interval_ms / 1000)
             await ctx.report_progress(i, steps, f"step {i}")
+            append_line({"tag": tag, "phase": "progress", "i": i})
         finished = True
         return f"finished {steps} steps ({tag})"
     finally:
