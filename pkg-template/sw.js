@@ -50,12 +50,16 @@ export function serveMcp(options = {}) {
     const url = new URL(e.request.url);
     if (url.origin !== scope.location.origin || url.pathname !== path) return;
     e.respondWith(ready.then((gw) => answer(gw, e.request), (err) => failed(err)));
+    // A call may have been queued: ask for a Background Sync, which fires once the network is back
+    // (even if the worker was stopped meanwhile).
+    if (e.request.method === 'POST' && scope.registration?.sync) {
+      e.waitUntil(ready.then((gw) => (gw.listQueue().length ? scope.registration.sync.register(SYNC_TAG) : undefined)).catch(() => {}));
+    }
   });
   // Background Sync, where the browser has it (the `online` event is handled by the gateway).
   scope.addEventListener('sync', (e) => {
     if (e.tag === SYNC_TAG) e.waitUntil(ready.then((gw) => gw.retryNow()));
   });
-  ready.then(() => scope.registration?.sync?.register(SYNC_TAG)).catch(() => {});
   return ready;
 }
 
