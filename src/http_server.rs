@@ -117,7 +117,11 @@ fn is_loopback_origin(origin: &str) -> bool {
     let Some(rest) = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) else {
         return false;
     };
-    let host = if rest.starts_with('[') { rest.split(']').next().map(|h| format!("{h}]")) } else { rest.split(':').next().map(str::to_string) };
+    let host = if rest.starts_with('[') {
+        rest.split(']').next().map(|h| format!("{h}]"))
+    } else {
+        rest.split(':').next().map(str::to_string)
+    };
     matches!(host.as_deref(), Some("localhost" | "127.0.0.1" | "[::1]"))
 }
 
@@ -297,7 +301,14 @@ impl HttpServer {
     // Writing responses
     // --------------------------------------------------------------------------------------------
 
-    fn respond(&mut self, st: StreamId, status: u16, mut headers: Vec<(String, String)>, body: Option<String>, cors: &[(String, String)]) {
+    fn respond(
+        &mut self,
+        st: StreamId,
+        status: u16,
+        mut headers: Vec<(String, String)>,
+        body: Option<String>,
+        cors: &[(String, String)],
+    ) {
         headers.extend(cors.iter().cloned());
         self.out.push_back((st, Part::Head { status, headers }));
         if let Some(b) = body {
@@ -306,7 +317,14 @@ impl HttpServer {
         self.out.push_back((st, Part::End));
     }
 
-    fn json(&mut self, st: StreamId, status: u16, m: &Message, extra: Vec<(String, String)>, cors: &[(String, String)]) {
+    fn json(
+        &mut self,
+        st: StreamId,
+        status: u16,
+        m: &Message,
+        extra: Vec<(String, String)>,
+        cors: &[(String, String)],
+    ) {
         let mut h = vec![("content-type".to_string(), "application/json".to_string())];
         h.extend(extra);
         self.respond(st, status, h, Some(m.to_json()), cors);
@@ -367,8 +385,9 @@ impl HttpServer {
         match version.as_deref().map(|v| (v, protocol::era_of(v))) {
             Some((_, Some(Era::Modern))) => self.post_modern(gw, now, st, req, msg, version.unwrap_or_default(), cors),
             Some((v, None)) => {
-                let e = ErrorObject::new(code::UNSUPPORTED_PROTOCOL_VERSION, format!("Unsupported protocol version: {v}"))
-                    .with_data(serde_json::json!({"supported": protocol::supported_versions(), "requested": v}));
+                let e =
+                    ErrorObject::new(code::UNSUPPORTED_PROTOCOL_VERSION, format!("Unsupported protocol version: {v}"))
+                        .with_data(serde_json::json!({"supported": protocol::supported_versions(), "requested": v}));
                 self.json(st, 400, &Message::error(request_id(&msg), e), Vec::new(), &cors)
             }
             _ => self.post_legacy(gw, now, st, req, msg, cors),
@@ -376,7 +395,16 @@ impl HttpServer {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn post_modern(&mut self, gw: &mut Gateway, now: Millis, st: StreamId, req: Request<'_>, msg: Message, version: String, cors: Vec<(String, String)>) {
+    fn post_modern(
+        &mut self,
+        gw: &mut Gateway,
+        now: Millis,
+        st: StreamId,
+        req: Request<'_>,
+        msg: Message,
+        version: String,
+        cors: Vec<(String, String)>,
+    ) {
         let Message::Request { id, method: m, params, .. } = &msg else {
             // The modern era defines no client notifications over HTTP; accept and drop them.
             return self.respond(st, 202, Vec::new(), None, &cors);
@@ -385,7 +413,9 @@ impl HttpServer {
         let mismatch = format!("MCP-Protocol-Version header {version:?} does not match params._meta version");
         match protocol::request_version(params.as_ref()) {
             Some(v) if v == version => {}
-            Some(v) => return self.error(st, 400, Some(id), code::HEADER_MISMATCH, &format!("{mismatch} {v:?}"), &cors),
+            Some(v) => {
+                return self.error(st, 400, Some(id), code::HEADER_MISMATCH, &format!("{mismatch} {v:?}"), &cors)
+            }
             None => {
                 let e = format!("params._meta[\"{}\"] is required", protocol::meta::PROTOCOL_VERSION);
                 return self.error(st, 400, Some(id), code::INVALID_PARAMS, &e, &cors);
@@ -397,7 +427,9 @@ impl HttpServer {
                 let e = format!("Mcp-Method header {h:?} does not match the body's method {m:?}");
                 return self.error(st, 400, Some(id), code::HEADER_MISMATCH, &e, &cors);
             }
-            None => return self.error(st, 400, Some(id), code::HEADER_MISMATCH, "the Mcp-Method header is required", &cors),
+            None => {
+                return self.error(st, 400, Some(id), code::HEADER_MISMATCH, "the Mcp-Method header is required", &cors)
+            }
         }
         let field = match m.as_str() {
             method::TOOLS_CALL | method::PROMPTS_GET => Some("name"),
@@ -426,7 +458,15 @@ impl HttpServer {
         }
     }
 
-    fn post_legacy(&mut self, gw: &mut Gateway, now: Millis, st: StreamId, req: Request<'_>, msg: Message, cors: Vec<(String, String)>) {
+    fn post_legacy(
+        &mut self,
+        gw: &mut Gateway,
+        now: Millis,
+        st: StreamId,
+        req: Request<'_>,
+        msg: Message,
+        cors: Vec<(String, String)>,
+    ) {
         if let Message::Request { id, method: m, .. } = &msg {
             if m == method::INITIALIZE {
                 let engine = gw.open_session(now);
@@ -484,7 +524,14 @@ impl HttpServer {
 
     fn get(&mut self, now: Millis, st: StreamId, req: Request<'_>, cors: Vec<(String, String)>) {
         let Some(key) = req.header("mcp-session-id").map(str::to_string) else {
-            return self.error(st, 400, None, code::INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required", &cors);
+            return self.error(
+                st,
+                400,
+                None,
+                code::INVALID_REQUEST,
+                "Bad Request: Mcp-Session-Id header is required",
+                &cors,
+            );
         };
         let Some(session) = self.sessions.get_mut(&key) else {
             return self.error(st, 404, None, code::INVALID_REQUEST, "Session not found", &cors);
@@ -503,8 +550,12 @@ impl HttpServer {
         let old = if finished { None } else { session.carriers.insert(number, st) };
         let resumable = resumable_version(&session.version);
         let after = after.unwrap_or(if number == STANDALONE { session.undelivered_from.saturating_sub(1) } else { 0 });
-        let replay: Vec<(u64, String)> =
-            session.events.iter().filter(|e| e.stream == number && e.seq > after).map(|e| (e.seq, e.data.clone())).collect();
+        let replay: Vec<(u64, String)> = session
+            .events
+            .iter()
+            .filter(|e| e.stream == number && e.seq > after)
+            .map(|e| (e.seq, e.data.clone()))
+            .collect();
         if number == STANDALONE {
             session.undelivered_from = session.seqs.get(&STANDALONE).copied().unwrap_or(0) + 1;
         }
@@ -528,7 +579,14 @@ impl HttpServer {
 
     fn delete(&mut self, gw: &mut Gateway, now: Millis, st: StreamId, req: Request<'_>, cors: Vec<(String, String)>) {
         let Some(key) = req.header("mcp-session-id") else {
-            return self.error(st, 400, None, code::INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required", &cors);
+            return self.error(
+                st,
+                400,
+                None,
+                code::INVALID_REQUEST,
+                "Bad Request: Mcp-Session-Id header is required",
+                &cors,
+            );
         };
         let Some(session) = self.sessions.remove(key) else {
             return self.error(st, 404, None, code::INVALID_REQUEST, "Session not found", &cors);
@@ -644,7 +702,15 @@ impl HttpServer {
 
     /// Write `message` on live exchange `st` (JSON if it is the answer and nothing came before, or
     /// if the client takes no stream; an event otherwise); `fin` ends the exchange.
-    fn write(&mut self, now: Millis, st: StreamId, event_id: Option<(u64, u64)>, message: Message, fin: bool, sse_ok: bool) {
+    fn write(
+        &mut self,
+        now: Millis,
+        st: StreamId,
+        event_id: Option<(u64, u64)>,
+        message: Message,
+        fin: bool,
+        sse_ok: bool,
+    ) {
         let Some(l) = self.live.get_mut(&st) else { return };
         match l.started {
             None if fin => {
@@ -772,7 +838,8 @@ impl HttpServer {
         let u = |x: &Value, k: &str| x.get(k).and_then(Value::as_u64).unwrap_or(0);
         let mut n = 0;
         for x in list {
-            let (Some(key), Some(init)) = (x.get("key").and_then(Value::as_str), x.get("init").and_then(Value::as_str)) else {
+            let (Some(key), Some(init)) = (x.get("key").and_then(Value::as_str), x.get("init").and_then(Value::as_str))
+            else {
                 continue;
             };
             let Ok(init_msg) = Message::parse(init.as_bytes()) else { continue };
@@ -789,13 +856,21 @@ impl HttpServer {
                 finished: pairs("finished").iter().filter_map(Value::as_u64).collect(),
                 events: pairs("events")
                     .iter()
-                    .filter_map(|e| Some(Stored { stream: e.get(0)?.as_u64()?, seq: e.get(1)?.as_u64()?, data: e.get(2)?.as_str()?.to_string() }))
+                    .filter_map(|e| {
+                        Some(Stored {
+                            stream: e.get(0)?.as_u64()?,
+                            seq: e.get(1)?.as_u64()?,
+                            data: e.get(2)?.as_str()?.to_string(),
+                        })
+                    })
                     .collect(),
                 undelivered_from: u(&x, "undeliveredFrom").max(1),
             };
             // The calls that were running died with the host: say so where their answers were due.
             for p in pairs("posts") {
-                let (Some(id), Some(number)) = (p.get(0).and_then(id_of), p.get(1).and_then(Value::as_u64)) else { continue };
+                let (Some(id), Some(number)) = (p.get(0).and_then(id_of), p.get(1).and_then(Value::as_u64)) else {
+                    continue;
+                };
                 let e = ErrorObject::new(
                     code::INTERNAL_ERROR,
                     "the gateway restarted before this call was answered; it may have run, so it is in doubt and was not repeated",
@@ -841,7 +916,9 @@ impl HttpServer {
                 }
                 Some(_) => {
                     at(l.last_write + KEEP_ALIVE_MS);
-                    if let (Some(max), Waits::Answer { modern: false, .. } | Waits::Stream { .. }) = (self.cfg.max_stream_ms, &l.waits) {
+                    if let (Some(max), Waits::Answer { modern: false, .. } | Waits::Stream { .. }) =
+                        (self.cfg.max_stream_ms, &l.waits)
+                    {
                         at(l.opened_at + max);
                     }
                 }

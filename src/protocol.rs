@@ -164,6 +164,20 @@ pub fn request_version(params: Option<&Value>) -> Option<&str> {
 
 /// Insert the modern per-request `_meta` keys (protocol version, capabilities, client info) into
 /// `params`, keeping whatever `_meta` already holds.
+/// Take a modern client's per-request envelope (version, capabilities, client info, log level) off
+/// params going to a legacy upstream: that era negotiated them once, and strict legacy servers refuse
+/// requests that carry it. Every other `_meta` key stays; an emptied `_meta` goes.
+pub fn strip_modern_meta(params: &mut Value) {
+    let Some(obj) = params.as_object_mut() else { return };
+    let Some(Value::Object(m)) = obj.get_mut("_meta") else { return };
+    for k in [meta::PROTOCOL_VERSION, meta::CLIENT_CAPABILITIES, meta::CLIENT_INFO, meta::LOG_LEVEL] {
+        m.remove(k);
+    }
+    if m.is_empty() {
+        obj.remove("_meta");
+    }
+}
+
 pub fn stamp_modern_meta(params: &mut Value, version: &str, capabilities: &Value, client_info: &Value) {
     if !params.is_object() {
         *params = Value::Object(Map::new());

@@ -54,6 +54,20 @@ fn legacy_client_reaches_modern_upstream_with_meta_stamped() {
 }
 
 #[test]
+fn a_modern_clients_envelope_is_taken_off_for_a_legacy_upstream_and_other_meta_stays() {
+    let mut sim = Sim::with(vec![("old", FakeServer::legacy(&["echo"]))]);
+    let s = sim.gw.open_session(0);
+    let mut params = json!({"name": "old__echo", "arguments": {}});
+    params["_meta"] = modern_meta(json!({}));
+    params["_meta"]["traceparent"] = json!("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+    sim.call(s, Id::Num(1), "tools/call", params).unwrap();
+    let sent = sim.last_params(0, "tools/call").unwrap();
+    assert_eq!(sent["_meta"], json!({"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}));
+    modern_call(&mut sim, s, 2, "tools/call", json!({"name": "old__echo", "arguments": {}})).unwrap();
+    assert!(sim.last_params(0, "tools/call").unwrap().get("_meta").is_none(), "an emptied _meta goes");
+}
+
+#[test]
 fn modern_client_gets_complete_results_with_cache_hints_from_legacy_upstreams() {
     let mut sim = Sim::with(vec![("old", FakeServer::legacy(&["echo"]))]);
     let s = sim.gw.open_session(0);

@@ -87,7 +87,12 @@ impl Face {
         let st = self.next;
         self.next += 1;
         let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        self.face.request(&mut self.sim.gw, self.sim.now, st, Request { method, headers: &headers, body: body.as_bytes() });
+        self.face.request(
+            &mut self.sim.gw,
+            self.sim.now,
+            st,
+            Request { method, headers: &headers, body: body.as_bytes() },
+        );
         self.pump();
         st
     }
@@ -126,7 +131,8 @@ impl Face {
         let r = self.reply(st);
         assert_eq!(r.status, 200, "{r:?}");
         let key = r.header("mcp-session-id").expect("a session id").to_string();
-        let st = self.send("POST", &[("mcp-session-id", &key)], r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        let st =
+            self.send("POST", &[("mcp-session-id", &key)], r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
         assert_eq!(self.reply(st).status, 202);
         key
     }
@@ -234,7 +240,8 @@ fn origins_cors_and_body_limits() {
     let st = f.send("POST", &[ACCEPT, ("origin", "http://localhost:5173")], r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#);
     let r = f.reply(st);
     assert_eq!(r.header("access-control-expose-headers"), Some("mcp-session-id, mcp-protocol-version"));
-    let big = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{{"pad":"{}"}}}}"#, "x".repeat(20_000));
+    let big =
+        format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{{"pad":"{}"}}}}"#, "x".repeat(20_000));
     let st = f.send("POST", &[ACCEPT], &big);
     assert_eq!(f.reply(st).status, 413);
 }
@@ -365,7 +372,12 @@ fn a_modern_stream_closed_by_its_client_cancels_the_call() {
     body["params"]["_meta"] = modern_meta(json!({}));
     let st = f.send(
         "POST",
-        &[ACCEPT, ("mcp-protocol-version", protocol::LATEST_MODERN), ("mcp-method", "tools/call"), ("mcp-name", "a__slow")],
+        &[
+            ACCEPT,
+            ("mcp-protocol-version", protocol::LATEST_MODERN),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "a__slow"),
+        ],
         &body.to_string(),
     );
     f.advance(1000);

@@ -324,7 +324,7 @@ impl Gateway {
                 // A modern upstream stamps its listen's id; our clients get their own.
                 let mut params = params;
                 if let Some(meta) = params.as_mut().and_then(|p| p.get_mut("_meta")).and_then(Value::as_object_mut) {
-                    meta.remove(listen::SUBSCRIPTION_ID);
+                    meta.remove(protocol::meta::SUBSCRIPTION_ID);
                 }
                 for s in ids {
                     self.notify_client(s, None, m, params.clone());

@@ -250,6 +250,8 @@ impl Gateway {
                         c.entry("sampling").or_insert_with(|| json!({}));
                     }
                 }
+            } else {
+                protocol::strip_modern_meta(&mut params);
             }
             if let Some(o) = params.as_object_mut() {
                 for (k, v) in &call.round {

@@ -18,8 +18,8 @@
 
 use super::*;
 
-/// The `_meta` key a listen stream's notifications carry.
-pub const SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
+use crate::protocol::meta::SUBSCRIPTION_ID;
+
 pub const SUBSCRIPTIONS_ACKNOWLEDGED: &str = "notifications/subscriptions/acknowledged";
 /// Wait before opening an upstream's listen again after it ended.
 const RELISTEN_MS: Millis = 1000;
@@ -89,13 +89,28 @@ impl Gateway {
         self.subscribe_upstream(now, &wanted);
     }
 
-    /// The session's listens end with it.
+    /// The session's listens end with it: legacy upstreams are unsubscribed from the URIs nobody
+    /// wants any more, modern ones get a listen without them.
     pub(super) fn session_listens_closed(&mut self, now: Millis, s: SessionId) {
-        let before = self.listening.listeners.len();
-        self.listening.listeners.retain(|l| l.session != s);
-        if self.listening.listeners.len() != before {
-            self.relisten_all(now);
+        let (gone, kept): (Vec<Listener>, Vec<Listener>) =
+            std::mem::take(&mut self.listening.listeners).into_iter().partition(|l| l.session == s);
+        self.listening.listeners = kept;
+        if gone.is_empty() {
+            return;
         }
+        let mut uris: Vec<String> = gone.into_iter().flat_map(|l| l.uris).collect();
+        uris.sort();
+        uris.dedup();
+        for uri in uris {
+            let wanted = self.sessions.values().any(|x| x.subscriptions.contains(&uri))
+                || self.listening.listeners.iter().any(|l| l.uris.contains(&uri));
+            let Ok(u) = self.route_uri(&uri, true) else { continue };
+            let up = &self.ups[u.0];
+            if !wanted && up.link == Link::Ready && up.era == Era::Legacy {
+                self.internal_request(u, method::RESOURCES_UNSUBSCRIBE, json!({ "uri": uri }));
+            }
+        }
+        self.relisten_all(now);
     }
 
     /// A list change or resource update to every modern listener that asked for it.
@@ -216,15 +231,23 @@ impl Gateway {
             l.uris = uris;
             return;
         }
-        let gid = self.own_request(u, method::SUBSCRIPTIONS_LISTEN, json!({ "notifications": filter }), Pending::Listen);
+        let gid =
+            self.own_request(u, method::SUBSCRIPTIONS_LISTEN, json!({ "notifications": filter }), Pending::Listen);
         let l = self.up_listen(u);
         *l = UpListen { gid: Some(gid), uris, due: None, refused: false };
     }
 
     /// The upstream's listen ended: gracefully or broken (again in a second), or refused (not again
     /// on this link).
-    pub(super) fn upstream_listen_ended(&mut self, now: Millis, u: UpstreamId, gid: i64, answer: &Result<Value, ErrorObject>) {
-        let refused = matches!(answer, Err(e) if e.code != code::UPSTREAM_UNAVAILABLE && e.code != code::INTERNAL_ERROR);
+    pub(super) fn upstream_listen_ended(
+        &mut self,
+        now: Millis,
+        u: UpstreamId,
+        gid: i64,
+        answer: &Result<Value, ErrorObject>,
+    ) {
+        let refused =
+            matches!(answer, Err(e) if e.code != code::UPSTREAM_UNAVAILABLE && e.code != code::INTERNAL_ERROR);
         let name = self.uname(u).to_string();
         let l = self.up_listen(u);
         if l.gid != Some(gid) {
@@ -233,7 +256,10 @@ impl Gateway {
         l.gid = None;
         if refused {
             l.refused = true;
-            self.log(LogLevel::Info, format!("upstream {name:?} refused subscriptions/listen: no notifications from it"));
+            self.log(
+                LogLevel::Info,
+                format!("upstream {name:?} refused subscriptions/listen: no notifications from it"),
+            );
         } else {
             l.due = Some(now + RELISTEN_MS);
         }

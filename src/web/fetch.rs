@@ -239,7 +239,9 @@ impl FetchLink {
                 sleep(resume::delay_ms(parser.retry)).await;
                 parser.restart();
                 match self.get(Some(&last)).await {
-                    Some(r) if r.ok() => answered = self.read_stream(&r, &mut parser, gid.as_ref(), &meth, gnum, true).await,
+                    Some(r) if r.ok() => {
+                        answered = self.read_stream(&r, &mut parser, gid.as_ref(), &meth, gnum, true).await
+                    }
                     _ => break,
                 }
             }
@@ -292,7 +294,8 @@ impl FetchLink {
     /// answer to `gid`. A legacy `initialize` answer opens the session's GET stream.
     fn deliver_message(&self, body: &[u8], gid: Option<&Id>, meth: &str, gnum: Option<i64>, ok: bool) -> Option<bool> {
         let msg = self.state.borrow_mut().http.interpret(body, gid, meth, ok)?;
-        let answer = matches!(&msg, Message::Response { id, .. } | Message::Error { id: Some(id), .. } if Some(id) == gid);
+        let answer =
+            matches!(&msg, Message::Response { id, .. } | Message::Error { id: Some(id), .. } if Some(id) == gid);
         let init = meth == method::INITIALIZE && matches!(msg, Message::Response { .. });
         self.to_engine(msg, gnum);
         if init {
@@ -308,7 +311,15 @@ impl FetchLink {
     }
 
     /// Read an SSE body to its end; whether the answer to `gid` came.
-    async fn read_stream(&self, resp: &Response, parser: &mut Parser, gid: Option<&Id>, meth: &str, gnum: Option<i64>, ok: bool) -> bool {
+    async fn read_stream(
+        &self,
+        resp: &Response,
+        parser: &mut Parser,
+        gid: Option<&Id>,
+        meth: &str,
+        gnum: Option<i64>,
+        ok: bool,
+    ) -> bool {
         let Some(body) = resp.body() else { return false };
         let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
         let mut answered = false;

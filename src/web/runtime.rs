@@ -109,7 +109,7 @@ impl Runtime {
                 s.borrow_mut().timer = None;
                 with(&s, |e, t| e.handle_timeout(t));
                 #[cfg(feature = "sw")]
-                super::serve::handle_timeout(&s);
+                face::face_timeout(&s);
             }
         });
         shared.borrow_mut().timer_cb = Some(cb);
@@ -208,8 +208,8 @@ pub fn pump(shared: &Shared) {
         for o in outs {
             match o {
                 #[cfg(feature = "sw")]
-                Output::ToClient { session, related, message } if super::serve::owns(shared, session) => {
-                    super::serve::deliver(shared, session, related, message);
+                Output::ToClient { session, related, message } if face::face_owns(shared, session) => {
+                    face::face_deliver(shared, session, related, message);
                 }
                 Output::ToClient { session, related, message } => {
                     let sink = shared.borrow().sinks.get(&session).cloned();
@@ -247,7 +247,7 @@ pub fn pump(shared: &Shared) {
         }
     }
     #[cfg(feature = "sw")]
-    super::serve::write_parts(shared);
+    face::write_parts(shared);
     arm_timer(shared);
 }
 
@@ -420,4 +420,85 @@ fn backoff_ms((first, longest): (u32, u32), failures: u32) -> i32 {
 pub fn after(ms: i32, f: impl FnOnce() + 'static) {
     let cb = Closure::once_into_js(f);
     set_timeout(cb.unchecked_ref(), ms);
+}
+
+/// The server face's side of the loop (the `sw` build): its sessions' messages, its timers, and its
+/// response parts handed to each exchange's JS callback (outside the borrow: they run JS).
+#[cfg(feature = "sw")]
+mod face {
+    use super::{pump, Shared};
+    use crate::http_server::Part;
+    use crate::jsonrpc::{Id, Message};
+    use crate::SessionId;
+    use wasm_bindgen::JsValue;
+
+    pub(super) fn face_owns(shared: &Shared, s: SessionId) -> bool {
+        shared.borrow().face.as_ref().is_some_and(|f| f.owns(s))
+    }
+
+    pub(super) fn face_deliver(shared: &Shared, s: SessionId, related: Option<Id>, message: Message) {
+        let mut rt = shared.borrow_mut();
+        let now = rt.now();
+        let rt = &mut *rt;
+        if let Some(f) = rt.face.as_mut() {
+            f.deliver(&mut rt.engine, now, s, related, message);
+        }
+    }
+
+    pub(super) fn face_timeout(shared: &Shared) {
+        {
+            let mut rt = shared.borrow_mut();
+            let now = rt.now();
+            let rt = &mut *rt;
+            if let Some(f) = rt.face.as_mut() {
+                f.handle_timeout(&mut rt.engine, now);
+            }
+        }
+        pump(shared);
+    }
+
+    /// Hand the face's response parts to their exchanges' callbacks (outside the borrow: they run JS).
+    pub(super) fn write_parts(shared: &Shared) {
+        loop {
+            let parts: Vec<(js_sys::Function, Part)> = {
+                let mut rt = shared.borrow_mut();
+                let mut out = Vec::new();
+                while let Some((st, part)) = rt.face.as_mut().and_then(crate::http_server::HttpServer::poll_output) {
+                    let f = if part == Part::End { rt.exchanges.remove(&st) } else { rt.exchanges.get(&st).cloned() };
+                    if let Some(f) = f {
+                        out.push((f, part));
+                    }
+                }
+                out
+            };
+            if parts.is_empty() {
+                let state = {
+                    let mut rt = shared.borrow_mut();
+                    let state = if rt.persist.is_some() {
+                        rt.face.as_mut().and_then(crate::http_server::HttpServer::save)
+                    } else {
+                        None
+                    };
+                    state.zip(rt.persist.clone())
+                };
+                if let Some((state, persist)) = state {
+                    let _ = persist.call1(&JsValue::NULL, &state.into());
+                }
+                return;
+            }
+            for (f, part) in parts {
+                let _ = match part {
+                    Part::Head { status, headers } => {
+                        let h = js_sys::Array::new();
+                        for (k, v) in headers {
+                            h.push(&js_sys::Array::of2(&k.into(), &v.into()));
+                        }
+                        f.call3(&JsValue::NULL, &"head".into(), &JsValue::from_f64(f64::from(status)), &h)
+                    }
+                    Part::Data(d) => f.call2(&JsValue::NULL, &"data".into(), &d.into()),
+                    Part::End => f.call1(&JsValue::NULL, &"end".into()),
+                };
+            }
+        }
+    }
 }

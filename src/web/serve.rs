@@ -8,10 +8,8 @@
 
 use super::gateway::Gateway;
 use super::interop::{from_js, type_error};
-use super::runtime::{self, Shared};
-use crate::http_server::{HttpServer, Part, Request, ServerConfig, StreamId};
-use crate::jsonrpc::{Id, Message};
-use crate::SessionId;
+use super::runtime;
+use crate::http_server::{HttpServer, Request, ServerConfig, StreamId};
 use js_sys::{Array, Function, Uint8Array};
 use serde_json::Value;
 use wasm_bindgen::prelude::*;
@@ -121,71 +119,5 @@ impl Gateway {
             }
         }
         runtime::pump(&shared);
-    }
-}
-
-pub fn owns(shared: &Shared, s: SessionId) -> bool {
-    shared.borrow().face.as_ref().is_some_and(|f| f.owns(s))
-}
-
-pub fn deliver(shared: &Shared, s: SessionId, related: Option<Id>, message: Message) {
-    let mut rt = shared.borrow_mut();
-    let now = rt.now();
-    let rt = &mut *rt;
-    if let Some(f) = rt.face.as_mut() {
-        f.deliver(&mut rt.engine, now, s, related, message);
-    }
-}
-
-pub fn handle_timeout(shared: &Shared) {
-    {
-        let mut rt = shared.borrow_mut();
-        let now = rt.now();
-        let rt = &mut *rt;
-        if let Some(f) = rt.face.as_mut() {
-            f.handle_timeout(&mut rt.engine, now);
-        }
-    }
-    runtime::pump(shared);
-}
-
-/// Hand the face's response parts to their exchanges' callbacks (outside the borrow: they run JS).
-pub fn write_parts(shared: &Shared) {
-    loop {
-        let parts: Vec<(Function, Part)> = {
-            let mut rt = shared.borrow_mut();
-            let mut out = Vec::new();
-            while let Some((st, part)) = rt.face.as_mut().and_then(HttpServer::poll_output) {
-                let f = if part == Part::End { rt.exchanges.remove(&st) } else { rt.exchanges.get(&st).cloned() };
-                if let Some(f) = f {
-                    out.push((f, part));
-                }
-            }
-            out
-        };
-        if parts.is_empty() {
-            let state = {
-                let mut rt = shared.borrow_mut();
-                let state = if rt.persist.is_some() { rt.face.as_mut().and_then(HttpServer::save) } else { None };
-                state.zip(rt.persist.clone())
-            };
-            if let Some((state, persist)) = state {
-                let _ = persist.call1(&JsValue::NULL, &state.into());
-            }
-            return;
-        }
-        for (f, part) in parts {
-            let _ = match part {
-                Part::Head { status, headers } => {
-                    let h = Array::new();
-                    for (k, v) in headers {
-                        h.push(&Array::of2(&k.into(), &v.into()));
-                    }
-                    f.call3(&JsValue::NULL, &"head".into(), &JsValue::from_f64(f64::from(status)), &h)
-                }
-                Part::Data(d) => f.call2(&JsValue::NULL, &"data".into(), &d.into()),
-                Part::End => f.call1(&JsValue::NULL, &"end".into()),
-            };
-        }
     }
 }
