@@ -48,7 +48,13 @@ pub enum Cmd {
     /// Serve the Streamable HTTP face (the core's [`HttpServer`]) with this configuration.
     ServeHttp(ServerConfig),
     /// One HTTP request on `/mcp` as exchange `stream`; its response parts go to `parts`.
-    Http { stream: StreamId, method: String, headers: Vec<(String, String)>, body: bytes::Bytes, parts: mpsc::UnboundedSender<Part> },
+    Http {
+        stream: StreamId,
+        method: String,
+        headers: Vec<(String, String)>,
+        body: bytes::Bytes,
+        parts: mpsc::UnboundedSender<Part>,
+    },
     /// The client of exchange `stream` went away before its end.
     HttpClosed(StreamId),
 }

@@ -78,7 +78,8 @@ async fn origin_and_cors(State(app): State<Arc<App>>, req: Request, next: Next) 
         return (StatusCode::FORBIDDEN, axum::Json(body.to_value())).into_response();
     }
     let preflight = req.method() == Method::OPTIONS;
-    let requested = req.headers().get("access-control-request-headers").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let requested =
+        req.headers().get("access-control-request-headers").and_then(|v| v.to_str().ok()).map(str::to_string);
     let mut resp = if preflight { StatusCode::NO_CONTENT.into_response() } else { next.run(req).await };
     let h = resp.headers_mut();
     for (k, v) in cors_headers(&origin, preflight.then_some(requested.as_deref())) {
@@ -164,4 +165,3 @@ async fn mcp(State(app): State<Arc<App>>, method: Method, headers: HeaderMap, bo
     *resp.body_mut() = Body::from_stream(s);
     resp
 }
-
