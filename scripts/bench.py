@@ -25,6 +25,7 @@ EVERYTHING = INTEROP / "node_modules/@modelcontextprotocol/server-everything/dis
 BENCH = ROOT / "target/bench-peers"
 PLAIN = "mcp-edge-gateway → HTTP upstream"
 GROUP = "mcp-edge-gateway → group (HTTP member)"
+BASELINE = "mcp-edge-gateway (baseline build) → HTTP upstream"
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -128,6 +129,7 @@ def main() -> None:
     ap.add_argument("--loadgen", required=True)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--peers", default="", help="comma list of peer commands found: supergateway,mcp-proxy")
+    ap.add_argument("--baseline", default="", help="another build of the gateway, measured beside this one (HTTP upstream)")
     a = ap.parse_args()
     rounds, calls = (2, 1000) if a.quick else (5, 4000)
     tmp = Path(tempfile.mkdtemp())
@@ -159,6 +161,16 @@ def main() -> None:
                     ["bash", "-c", f'PORT={up} node "{EVERYTHING}" streamableHttp >/dev/null 2>&1 & '
                                  f'for i in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/{up}) 2>/dev/null && break; sleep 0.05; done; '
                                  f'exec "{a.gateway}" serve --config "{cfg}" --listen 127.0.0.1:{p} --data-dir "{tmp}/data-group"'], p, "g__echo"))
+    if a.baseline:
+        # The same case with another build (e.g. the commit before a change): before/after in one run.
+        up = free_port()
+        cfg = tmp / "baseline.json"
+        cfg.write_text(json.dumps({"mcpServers": {"everything": {"url": f"http://127.0.0.1:{up}/mcp", "prefix": False}}}))
+        p = free_port()
+        suts.append(Sut(BASELINE,
+                        ["bash", "-c", f'PORT={up} node "{EVERYTHING}" streamableHttp >/dev/null 2>&1 & '
+                                     f'for i in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/{up}) 2>/dev/null && break; sleep 0.05; done; '
+                                     f'exec "{a.baseline}" serve --config "{cfg}" --listen 127.0.0.1:{p} --data-dir "{tmp}/data-baseline"'], p, "echo"))
     peers = set(filter(None, a.peers.split(",")))
     if "supergateway" in peers:
         p = free_port()
@@ -231,6 +243,15 @@ def main() -> None:
         g, q = results[(GROUP, mode)], results[(PLAIN, mode)]
         print(f"| {mode[0]} × {mode[1]} | {med(g, 'rps') / med(q, 'rps'):.3f} | {med(g, 'p50_us') / med(q, 'p50_us'):.3f} | "
               f"{med(g, 'own_cpu_per_1000') / med(q, 'own_cpu_per_1000'):.3f} |")
+
+    if a.baseline:
+        print("\nThis build against the baseline build, both with an HTTP upstream (ratios of medians):\n")
+        print("| sessions × in flight | req/s this / baseline | p50 this / baseline | own CPU this / baseline |")
+        print("|---|---|---|---|")
+        for mode in modes:
+            t, b = results[(PLAIN, mode)], results[(BASELINE, mode)]
+            print(f"| {mode[0]} × {mode[1]} | {med(t, 'rps') / med(b, 'rps'):.3f} | {med(t, 'p50_us') / med(b, 'p50_us'):.3f} | "
+                  f"{med(t, 'own_cpu_per_1000') / med(b, 'own_cpu_per_1000'):.3f} |")
 
 
 if __name__ == "__main__":

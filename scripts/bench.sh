@@ -5,6 +5,7 @@
 # model; the offline queue's durable enqueue rate; then sizes and the core's criterion
 # micro-benchmarks (cache hit vs miss among them). Prints markdown.
 # Usage: scripts/bench.sh [--quick]   (not part of the CI test run: too noisy)
+#        BENCH_BASELINE=path/to/older/mcp-edge-gateway scripts/bench.sh   (that build measured beside this one)
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 QUICK="${1:-}"
@@ -28,7 +29,8 @@ cargo_locked build --release -p mcp-edge-gateway-native
 
 step "proxy path (this takes a while; the machine should be otherwise idle)"
 python3 "$ROOT/scripts/bench.py" --gateway "$ROOT/target/release/mcp-edge-gateway" \
-  --loadgen "$ROOT/target/release/mcp-loadgen" --peers supergateway,mcp-proxy ${QUICK:+--quick}
+  --loadgen "$ROOT/target/release/mcp-loadgen" --peers supergateway,mcp-proxy ${QUICK:+--quick} \
+  ${BENCH_BASELINE:+--baseline "$BENCH_BASELINE"}
 
 step "the engine's cost of a group, in instructions (callgrind; exact, unlike the timings above)"
 cargo_locked build --release --example route_cost
