@@ -25,7 +25,8 @@ const SYNC_TAG = 'mcp-edge-gateway-replay';
 export function serveMcp(options = {}) {
   const { path = '/mcp', http = {}, setup, ...config } = options;
   const scope = globalThis;
-  const ready = init({ module_or_path: new URL('./sw/mcp_edge_gateway_bg.wasm', import.meta.url) })
+  const ready = wasm(new URL('./sw/mcp_edge_gateway_bg.wasm', import.meta.url))
+    .then((module_or_path) => init({ module_or_path }))
     .then(() => Gateway.create(config))
     .then(async (gw) => {
       // Tools the worker registers exist before restored sessions are back (they hear no change).
@@ -61,6 +62,20 @@ export function serveMcp(options = {}) {
     if (e.tag === SYNC_TAG) e.waitUntil(ready.then((gw) => gw.retryNow()));
   });
   return ready;
+}
+
+/** The wasm, from the network when it can be had (a new version of the package brings its own), else
+ *  the copy kept in the Cache API at the last start: a worker that restarts offline still starts. */
+async function wasm(url) {
+  const cache = await globalThis.caches?.open('mcp-edge-gateway-sw').catch(() => undefined);
+  try {
+    const r = await fetch(url);
+    if (r.ok && cache) await cache.put(url, r.clone()).catch(() => {});
+    if (r.ok || !cache) return r;
+  } catch (e) {
+    if (!cache) throw e;
+  }
+  return (await cache.match(url)) ?? fetch(url);
 }
 
 /** The face's state in IndexedDB (`<storageName>-face`); writes go one at a time, the latest wins. */
