@@ -10,5 +10,6 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo_locked clippy --workspace --all-targets -- -D warnings
 cargo_locked clippy -p mcp-edge-gateway --target wasm32-unknown-unknown --features web --all-targets -- -D warnings
+cargo_locked clippy -p mcp-edge-gateway --target wasm32-unknown-unknown --features sw --lib -- -D warnings
 step "README's run command resolves to the gateway (cargo run ... -- serve)"
 cargo_locked run -q -p mcp-edge-gateway-native -- --help | grep -q "Serve MCP over Streamable HTTP"

@@ -35,9 +35,27 @@
 //! - Origin and CORS: [`origin_allowed`] (loopback origins and the configured list) and
 //!   [`cors_headers`], used here and by hosts for their other endpoints.
 
+//!
+//! # Parts
+//!
+//! - [`origin`]: the Origin and CORS decision (hosts use it for their other endpoints too).
+//! - [`modern`]: 2026-07-28 header values and error statuses.
+//! - [`events`]: event ids, priming events and the SSE wire format.
+//! - [`persist`]: the sessions and their events kept across a restart of the host.
+
+mod events;
+mod modern;
+mod origin;
+mod persist;
+
+pub use modern::decode_header_value;
+pub use origin::{cors_headers, origin_allowed};
+
 use crate::jsonrpc::code;
 use crate::protocol::{self, method, Era};
 use crate::{ErrorObject, Gateway, Id, Message, Millis, SessionId};
+use events::{event_text, parse_event_id, priming, resumable_version, Stored, STANDALONE};
+use modern::modern_status;
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 
@@ -108,95 +126,11 @@ pub enum Part {
     End,
 }
 
-/// An allowed origin: loopback, or configured.
-pub fn origin_allowed(allowed: &[String], origin: &str) -> bool {
-    is_loopback_origin(origin) || allowed.iter().any(|o| o == origin || o == "*")
-}
-
-fn is_loopback_origin(origin: &str) -> bool {
-    let Some(rest) = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) else {
-        return false;
-    };
-    let host = if rest.starts_with('[') {
-        rest.split(']').next().map(|h| format!("{h}]"))
-    } else {
-        rest.split(':').next().map(str::to_string)
-    };
-    matches!(host.as_deref(), Some("localhost" | "127.0.0.1" | "[::1]"))
-}
-
-const ALLOW_HEADERS: &str =
-    "content-type, accept, authorization, mcp-session-id, mcp-protocol-version, last-event-id, mcp-method, mcp-name";
-
-/// CORS response headers for an allowed `origin`; `preflight` with the headers the browser asked for.
-pub fn cors_headers(origin: &str, preflight: Option<Option<&str>>) -> Vec<(String, String)> {
-    let mut h = vec![
-        ("access-control-allow-origin".to_string(), origin.to_string()),
-        ("vary".into(), "Origin".into()),
-        ("access-control-expose-headers".into(), "mcp-session-id, mcp-protocol-version".into()),
-    ];
-    if let Some(requested) = preflight {
-        h.push(("access-control-allow-methods".into(), "GET, POST, DELETE, OPTIONS".into()));
-        // Mcp-Param-* names are open-ended: echo what was asked when every name is one we accept.
-        let allow = requested
-            .filter(|v| {
-                v.split(',')
-                    .map(|s| s.trim().to_ascii_lowercase())
-                    .all(|n| n.is_empty() || ALLOW_HEADERS.split(", ").any(|a| a == n) || n.starts_with("mcp-param-"))
-            })
-            .unwrap_or(ALLOW_HEADERS);
-        h.push(("access-control-allow-headers".into(), allow.to_string()));
-        h.push(("access-control-max-age".into(), "600".into()));
-    }
-    h
-}
-
-/// Decode the `=?base64?…?=` sentinel of modern header values.
-pub fn decode_header_value(v: &str) -> Option<String> {
-    match v.strip_prefix("=?base64?").and_then(|r| r.strip_suffix("?=")) {
-        Some(b) => {
-            let url = b.trim_end_matches('=').replace('+', "-").replace('/', "_");
-            String::from_utf8(crate::cursor::base64url_decode(&url)?).ok()
-        }
-        None => Some(v.to_string()),
-    }
-}
-
-/// HTTP status for a modern error answer (the 2026-07-28 mapping).
-fn modern_status(m: &Message) -> u16 {
-    match m {
-        Message::Error { error, .. } => match error.code {
-            code::PARSE_ERROR
-            | code::INVALID_REQUEST
-            | code::INVALID_PARAMS
-            | code::HEADER_MISMATCH
-            | -32021
-            | code::UNSUPPORTED_PROTOCOL_VERSION => 400,
-            code::METHOD_NOT_FOUND => 404,
-            _ => 200,
-        },
-        _ => 200,
-    }
-}
-
 fn final_id(m: &Message) -> Option<&Id> {
     match m {
         Message::Response { id, .. } | Message::Error { id: Some(id), .. } => Some(id),
         _ => None,
     }
-}
-
-/// Whether the version has SSE priming events and `retry` polling (2025-11-25 on).
-fn resumable_version(v: &str) -> bool {
-    v >= "2025-11-25" && protocol::era_of(v) == Some(Era::Legacy)
-}
-
-/// An event in a session's store.
-#[derive(Debug)]
-struct Stored {
-    stream: u64,
-    seq: u64,
-    data: String,
 }
 
 /// What a live HTTP exchange is waiting for.
@@ -244,9 +178,6 @@ struct Session {
     /// The standalone stream's events not yet written to any carrier.
     undelivered_from: u64,
 }
-
-/// The standalone (GET) stream's number in every session.
-const STANDALONE: u64 = 0;
 
 /// The server face. See the module documentation.
 #[derive(Debug)]
@@ -332,6 +263,11 @@ impl HttpServer {
 
     fn error(&mut self, st: StreamId, status: u16, id: Option<Id>, code: i64, msg: &str, cors: &[(String, String)]) {
         self.json(st, status, &Message::error(id, ErrorObject::new(code, msg)), Vec::new(), cors);
+    }
+
+    fn no_session_header(&mut self, st: StreamId, cors: &[(String, String)]) {
+        let msg = "Bad Request: Mcp-Session-Id header is required";
+        self.error(st, 400, None, code::INVALID_REQUEST, msg, cors)
     }
 
     fn sse_head(&mut self, st: StreamId, cors: &[(String, String)]) {
@@ -524,14 +460,7 @@ impl HttpServer {
 
     fn get(&mut self, now: Millis, st: StreamId, req: Request<'_>, cors: Vec<(String, String)>) {
         let Some(key) = req.header("mcp-session-id").map(str::to_string) else {
-            return self.error(
-                st,
-                400,
-                None,
-                code::INVALID_REQUEST,
-                "Bad Request: Mcp-Session-Id header is required",
-                &cors,
-            );
+            return self.no_session_header(st, &cors);
         };
         let Some(session) = self.sessions.get_mut(&key) else {
             return self.error(st, 404, None, code::INVALID_REQUEST, "Session not found", &cors);
@@ -567,7 +496,7 @@ impl HttpServer {
         self.live.insert(st, Live { started: Some(true), ..live(Waits::Stream { key, number }, cors.clone(), now) });
         self.sse_head(st, &cors);
         if resumable && replay.is_empty() && !finished {
-            self.out.push_back((st, Part::Data(format!("id: {number}-{after}\nretry: {retry}\ndata:\n\n"))));
+            self.out.push_back((st, Part::Data(priming(number, after, retry))));
         }
         for (seq, data) in replay {
             self.out.push_back((st, Part::Data(event_text(Some((number, seq)), &data))));
@@ -579,14 +508,7 @@ impl HttpServer {
 
     fn delete(&mut self, gw: &mut Gateway, now: Millis, st: StreamId, req: Request<'_>, cors: Vec<(String, String)>) {
         let Some(key) = req.header("mcp-session-id") else {
-            return self.error(
-                st,
-                400,
-                None,
-                code::INVALID_REQUEST,
-                "Bad Request: Mcp-Session-Id header is required",
-                &cors,
-            );
+            return self.no_session_header(st, &cors);
         };
         let Some(session) = self.sessions.remove(key) else {
             return self.error(st, 404, None, code::INVALID_REQUEST, "Session not found", &cors);
@@ -781,116 +703,17 @@ impl HttpServer {
             }
             session.carriers.remove(&number);
         }
-        match carrier {
-            Some(c) => {
-                if number == STANDALONE {
-                    session.undelivered_from = event_id.map_or(session.undelivered_from, |(_, s)| s + 1);
-                }
-                let sse_ok = match self.live.get(&c).map(|l| &l.waits) {
-                    Some(Waits::Answer { sse_ok, .. }) => *sse_ok,
-                    _ => true,
-                };
-                self.write(now, c, event_id, message, fin, sse_ok);
+        // Without a carrier it stays stored: the client resumes, or the next GET gets it.
+        if let Some(c) = carrier {
+            if number == STANDALONE {
+                session.undelivered_from = event_id.map_or(session.undelivered_from, |(_, s)| s + 1);
             }
-            None => {} // stored: the client resumes, or the next GET gets it
-        }
-    }
-
-    // --------------------------------------------------------------------------------------------
-    // Surviving a restart (the service worker's)
-    // --------------------------------------------------------------------------------------------
-
-    /// The legacy sessions and their stored events as JSON, if they changed since the last call: a
-    /// host whose process may be stopped (a service worker) keeps it and hands it to
-    /// [`HttpServer::restore`] in its next life.
-    pub fn save(&mut self) -> Option<String> {
-        if !std::mem::take(&mut self.dirty) {
-            return None;
-        }
-        let sessions: Vec<Value> = self
-            .sessions
-            .iter()
-            .map(|(key, s)| {
-                serde_json::json!({
-                    "key": key,
-                    "version": s.version,
-                    "init": s.init,
-                    "lastSeen": s.last_seen,
-                    "nextNumber": s.next_number,
-                    "seqs": s.seqs.iter().map(|(n, q)| [*n, *q]).collect::<Vec<_>>(),
-                    "posts": s.posts.iter().map(|(id, n)| serde_json::json!([id.to_value(), n])).collect::<Vec<_>>(),
-                    "finished": s.finished,
-                    "undeliveredFrom": s.undelivered_from,
-                    "events": s.events.iter().map(|e| serde_json::json!([e.stream, e.seq, e.data])).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        Some(serde_json::json!({ "v": 1, "sessions": sessions }).to_string())
-    }
-
-    /// Open again the sessions [`HttpServer::save`] kept: each engine session is initialized anew
-    /// with its client's own `initialize`, its events wait for resumption, and a request that was
-    /// pending when the host stopped gets an error on its stream: its call may have run, so it is in
-    /// doubt and is not repeated. A state that cannot be read is ignored (clients start over).
-    pub fn restore(&mut self, gw: &mut Gateway, now: Millis, state: &str) -> usize {
-        let Ok(v) = serde_json::from_str::<Value>(state) else { return 0 };
-        let list = v.get("sessions").and_then(Value::as_array).cloned().unwrap_or_default();
-        let u = |x: &Value, k: &str| x.get(k).and_then(Value::as_u64).unwrap_or(0);
-        let mut n = 0;
-        for x in list {
-            let (Some(key), Some(init)) = (x.get("key").and_then(Value::as_str), x.get("init").and_then(Value::as_str))
-            else {
-                continue;
+            let sse_ok = match self.live.get(&c).map(|l| &l.waits) {
+                Some(Waits::Answer { sse_ok, .. }) => *sse_ok,
+                _ => true,
             };
-            let Ok(init_msg) = Message::parse(init.as_bytes()) else { continue };
-            let pairs = |k: &str| x.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
-            let mut s = Session {
-                engine: gw.open_session(now),
-                version: x.get("version").and_then(Value::as_str).unwrap_or(protocol::HTTP_DEFAULT_LEGACY).to_string(),
-                init: init.to_string(),
-                last_seen: now,
-                posts: HashMap::new(),
-                carriers: HashMap::new(),
-                next_number: u(&x, "nextNumber").max(1),
-                seqs: pairs("seqs").iter().filter_map(|p| Some((p.get(0)?.as_u64()?, p.get(1)?.as_u64()?))).collect(),
-                finished: pairs("finished").iter().filter_map(Value::as_u64).collect(),
-                events: pairs("events")
-                    .iter()
-                    .filter_map(|e| {
-                        Some(Stored {
-                            stream: e.get(0)?.as_u64()?,
-                            seq: e.get(1)?.as_u64()?,
-                            data: e.get(2)?.as_str()?.to_string(),
-                        })
-                    })
-                    .collect(),
-                undelivered_from: u(&x, "undeliveredFrom").max(1),
-            };
-            // The calls that were running died with the host: say so where their answers were due.
-            for p in pairs("posts") {
-                let (Some(id), Some(number)) = (p.get(0).and_then(id_of), p.get(1).and_then(Value::as_u64)) else {
-                    continue;
-                };
-                let e = ErrorObject::new(
-                    code::INTERNAL_ERROR,
-                    "the gateway restarted before this call was answered; it may have run, so it is in doubt and was not repeated",
-                )
-                .with_data(serde_json::json!({ "inDoubt": true }));
-                let seq = s.seqs.entry(number).or_insert(0);
-                *seq += 1;
-                s.events.push_back(Stored { stream: number, seq: *seq, data: Message::error(Some(id), e).to_json() });
-                s.finished.push(number);
-            }
-            let engine = s.engine;
-            self.by_engine.insert(engine, Owner::Legacy(key.to_string()));
-            self.sessions.insert(key.to_string(), s);
-            // The engine's answer to this initialize is for no one (no request waits for its id).
-            gw.handle_client(now, engine, init_msg);
-            gw.handle_client(now, engine, Message::notification(method::INITIALIZED, None));
-            n += 1;
+            self.write(now, c, event_id, message, fin, sse_ok);
         }
-        self.dirty = n > 0;
-        n
     }
 
     fn new_key(&self) -> String {
@@ -992,16 +815,16 @@ impl HttpServer {
         l.last_write = now;
         let cors = l.cors.clone();
         // A request's stream has had no event on it yet: its events are numbered from 1.
-        let priming = match &l.waits {
+        let primed = match &l.waits {
             Waits::Answer { key: Some(key), number, .. } => {
                 self.sessions.get(key).filter(|s| resumable_version(&s.version)).map(|_| *number)
             }
             _ => None,
         };
         self.sse_head(st, &cors);
-        if let Some(n) = priming {
+        if let Some(n) = primed {
             let retry = self.cfg.retry_ms;
-            self.out.push_back((st, Part::Data(format!("id: {n}-0\nretry: {retry}\ndata:\n\n"))));
+            self.out.push_back((st, Part::Data(priming(n, 0, retry))));
         }
     }
 }
@@ -1025,53 +848,5 @@ fn id_of(v: &Value) -> Option<Id> {
     match v {
         Value::String(s) => Some(Id::Str(s.clone())),
         v => v.as_i64().map(Id::Num),
-    }
-}
-
-fn parse_event_id(v: &str) -> Option<(u64, u64)> {
-    let (a, b) = v.trim().split_once('-')?;
-    Some((a.parse().ok()?, b.parse().ok()?))
-}
-
-fn event_text(id: Option<(u64, u64)>, data: &str) -> String {
-    let mut s = String::with_capacity(data.len() + 32);
-    if let Some((n, seq)) = id {
-        s.push_str(&format!("id: {n}-{seq}\n"));
-    }
-    s.push_str("event: message\n");
-    for line in data.split('\n') {
-        s.push_str("data: ");
-        s.push_str(line);
-        s.push('\n');
-    }
-    s.push('\n');
-    s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn loopback_origins_are_recognised() {
-        assert!(is_loopback_origin("http://localhost:5173"));
-        assert!(is_loopback_origin("http://127.0.0.1"));
-        assert!(is_loopback_origin("http://[::1]:8080"));
-        assert!(!is_loopback_origin("http://localhost.evil.com"));
-        assert!(!is_loopback_origin("https://evil.example"));
-        assert!(!is_loopback_origin("null"));
-    }
-
-    #[test]
-    fn header_sentinel_decodes() {
-        assert_eq!(decode_header_value("=?base64?aMOpbGxv?=").as_deref(), Some("héllo"));
-        assert_eq!(decode_header_value("echo").as_deref(), Some("echo"));
-    }
-
-    #[test]
-    fn event_ids_round_trip() {
-        assert_eq!(parse_event_id("3-17"), Some((3, 17)));
-        assert_eq!(parse_event_id("x"), None);
-        assert_eq!(event_text(Some((1, 2)), "{}"), "id: 1-2\nevent: message\ndata: {}\n\n");
     }
 }
