@@ -387,3 +387,22 @@ fn a_modern_stream_closed_by_its_client_cancels_the_call() {
     f.close(st);
     assert!(f.sim.servers[0].seen.iter().any(|m| m.method() == Some("notifications/cancelled")));
 }
+
+#[test]
+fn a_long_session_keeps_a_bounded_store() {
+    let mut f = Face::new(vec![("a", FakeServer::legacy(&["ask"]))], |c| c.event_store = 4);
+    let key = f.initialize("2025-11-25");
+    for i in 0..30 {
+        let st = f.post(&key, call(100 + i, "a__ask"));
+        let ev = f.reply(st).events();
+        let ask: Value = serde_json::from_str(&ev.last().unwrap().1).unwrap();
+        let answer = json!({"jsonrpc": "2.0", "id": ask["id"], "result": {"action": "accept", "content": {}}});
+        f.post(&key, answer);
+        assert!(f.reply(st).ended, "call {i} answered on its stream");
+    }
+    let state: Value = serde_json::from_str(&f.face.save().unwrap()).unwrap();
+    let s = &state["sessions"][0];
+    assert_eq!(s["events"].as_array().unwrap().len(), 4);
+    assert!(s["seqs"].as_array().unwrap().len() <= 9, "{}", s["seqs"]);
+    assert!(s["finished"].as_array().unwrap().len() <= 4);
+}

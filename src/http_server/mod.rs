@@ -150,7 +150,7 @@ struct Live {
     waits: Waits,
     /// Headers every response part starts with (CORS).
     cors: Vec<(String, String)>,
-    /// Head sent; as an event stream?
+    /// `Some(true)` once the head of an event stream is sent (a JSON reply is written at once).
     started: Option<bool>,
     opened_at: Millis,
     last_write: Millis,
@@ -693,6 +693,14 @@ impl HttpServer {
             self.dirty = true;
             while session.events.len() > self.cfg.event_store {
                 session.events.pop_front();
+            }
+            // Streams whose every event is gone and whose answer came need no sequence any more.
+            if session.seqs.len() > 2 * self.cfg.event_store {
+                let live: std::collections::HashSet<u64> = session.events.iter().map(|e| e.stream).collect();
+                let (posts, events) = (&session.posts, &live);
+                session.seqs.retain(|n, _| {
+                    *n == STANDALONE || *n == number || events.contains(n) || posts.values().any(|p| p == n)
+                });
             }
             Some((number, seq))
         };
