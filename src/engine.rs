@@ -472,7 +472,8 @@ impl Gateway {
                     "prompts": self.catalog.count(i, ListKind::Prompts),
                     "resources": self.catalog.count(i, ListKind::Resources),
                     "resourceTemplates": self.catalog.count(i, ListKind::Templates),
-                    "inFlight": u.pending.len(),
+                    // The gateway's own listen is open for as long as the link: not a call in flight.
+                    "inFlight": u.pending.values().filter(|p| !matches!(p, Pending::Listen)).count(),
                 })
             })
             .collect();
