@@ -406,3 +406,17 @@ fn a_long_session_keeps_a_bounded_store() {
     assert!(s["seqs"].as_array().unwrap().len() <= 9, "{}", s["seqs"]);
     assert!(s["finished"].as_array().unwrap().len() <= 4);
 }
+
+#[test]
+fn shutting_down_ends_every_stream_and_refuses_replies_not_begun() {
+    let mut f = Face::new(vec![("a", FakeServer::legacy(&["slow"]))], |_| {});
+    let key = f.initialize("2025-11-25");
+    let g = f.send("GET", &[("accept", "text/event-stream"), ("mcp-session-id", &key)], "");
+    let pending = f.post(&key, call(1, "a__slow"));
+    f.face.shutdown();
+    f.pump();
+    assert!(f.reply(g).ended, "the GET stream ends");
+    let r = f.reply(pending);
+    assert_eq!((r.status, r.ended), (503, true), "{r:?}");
+    assert_eq!(r.json()["id"], 1);
+}

@@ -57,6 +57,8 @@ pub enum Cmd {
     },
     /// The client of exchange `stream` went away before its end.
     HttpClosed(StreamId),
+    /// The HTTP server is stopping: end every open stream so that its connections can close.
+    HttpShutdown,
 }
 
 /// How the host reaches sampling providers: one HTTP client, and each provider's API key.
@@ -223,6 +225,11 @@ async fn run(
                     let _ = parts.send(Part::End);
                 }
             },
+            Some(Cmd::HttpShutdown) => {
+                if let Some(f) = face.as_mut() {
+                    f.shutdown();
+                }
+            }
             Some(Cmd::HttpClosed(stream)) => {
                 exchanges.remove(&stream);
                 if let Some(f) = face.as_mut() {

@@ -247,7 +247,13 @@ async fn serve(cfg: HostConfig, addr: &str, storage: &StorageArgs) -> Result<(),
         cfg.gateway.upstreams.len()
     );
     let handle = app.handle.clone();
-    let served = axum::serve(listener, http::router(app)).with_graceful_shutdown(shutdown_signal()).await;
+    let stopping = handle.clone();
+    // Graceful shutdown waits for every response: open streams (GET streams, listens) end first.
+    let signal = async move {
+        shutdown_signal().await;
+        stopping.send(driver::Cmd::HttpShutdown);
+    };
+    let served = axum::serve(listener, http::router(app)).with_graceful_shutdown(signal).await;
     handle.shutdown().await;
     served.map_err(|e| e.to_string())
 }

@@ -536,6 +536,30 @@ impl HttpServer {
         }
     }
 
+    /// The host is stopping: every open stream ends (legacy clients resume them elsewhere or later,
+    /// their events are kept by [`HttpServer::save`]), and replies not begun get 503. Nothing of the
+    /// engine is touched: the host stops it next.
+    pub fn shutdown(&mut self) {
+        let open: Vec<(StreamId, Option<Id>, bool)> = self
+            .live
+            .iter()
+            .map(|(st, l)| {
+                let id = match &l.waits {
+                    Waits::Initialize { id, .. } | Waits::Answer { id, .. } => Some(id.clone()),
+                    Waits::Stream { .. } => None,
+                };
+                (*st, id, l.started.is_some())
+            })
+            .collect();
+        for (st, id, started) in open {
+            if started {
+                self.end(st);
+            } else if let Some(l) = self.live.remove(&st) {
+                self.error(st, 503, id, code::INTERNAL_ERROR, "the gateway is shutting down", &l.cors);
+            }
+        }
+    }
+
     /// The client went away from exchange `st` (before its End).
     pub fn closed(&mut self, gw: &mut Gateway, now: Millis, st: StreamId) {
         let Some(l) = self.live.remove(&st) else { return };
