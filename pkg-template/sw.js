@@ -50,14 +50,23 @@ export function serveMcp(options = {}) {
   scope.addEventListener('fetch', (e) => {
     const url = new URL(e.request.url);
     if (url.origin !== scope.location.origin || url.pathname !== path) return;
-    e.respondWith(ready.then((gw) => answer(gw, e.request), (err) => failed(err)));
-    // A call may have been queued: ask for a Background Sync, which fires once the network is back
-    // (even if the worker was stopped meanwhile).
-    if (e.request.method === 'POST' && scope.registration?.sync) {
-      e.waitUntil(ready.then((gw) => (gw.listQueue().length ? scope.registration.sync.register(SYNC_TAG) : undefined)).catch(() => {}));
-    }
+    e.respondWith(
+      ready.then(
+        (gw) =>
+          answer(gw, e.request).then((response) => {
+            // A call may have been queued: ask for a Background Sync, which fires once the network
+            // is back (even if the worker was stopped meanwhile).
+            if (e.request.method === 'POST' && scope.registration?.sync && gw.listQueue().length) {
+              e.waitUntil(scope.registration.sync.register(SYNC_TAG).catch(() => {}));
+            }
+            return response;
+          }),
+        (err) => failed(err),
+      ),
+    );
   });
-  // Background Sync, where the browser has it (the `online` event is handled by the gateway).
+  // Background Sync, where the browser has it. (The gateway listens for `online` too, but Chromium
+  // sends a service worker none; pages can ask with `retryNow` through a message of their own.)
   scope.addEventListener('sync', (e) => {
     if (e.tag === SYNC_TAG) e.waitUntil(ready.then((gw) => gw.retryNow()));
   });

@@ -10,17 +10,19 @@
 // IndexedDB and queues one more call; a page opened offline at the scope's root (a launch from the
 // home screen) gets the app and the same queue; network back: each queued call reaches the upstream
 // exactly once, in order, with its task id as idempotency key, and the page shows nothing waiting.
-// Also: the manifest parses and has what installing needs (fetched here and through DevTools). Screenshots:
-// www/screenshots/pwa-online.png, www/screenshots/pwa-offline.png.
+// Also: the manifest parses and has what installing needs (fetched here and through DevTools).
+// Screenshots go to a temporary folder; UPDATE_SCREENSHOTS=1 writes the README's
+// (www/screenshots/pwa-online.png, www/screenshots/pwa-offline.png).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, request as httpRequest } from 'node:http';
 import { mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, bundleSdk, freePort, startGateway, stopGateway, startWeb, launchChromium } from './harness.mjs';
 
 const GATEWAY_BIN = process.env.MCP_EDGE_GATEWAY_BIN ?? join(ROOT, 'target', 'debug', 'mcp-edge-gateway');
-const SHOTS = join(ROOT, 'www', 'screenshots');
+const SHOTS = process.env.UPDATE_SCREENSHOTS ? join(ROOT, 'www', 'screenshots') : join(tmpdir(), 'mcp-edge-gateway-screenshots');
 const ECHO = 'edge__everything__echo';
 const IDEMPOTENCY = 'io.github.mcp-edge-gateway/idempotencyKey';
 let gw, proxy, web, browser;
