@@ -105,6 +105,13 @@ impl Link for FetchLink {
 
     fn close(&self) {
         self.down.set(true);
+        self.abort_all();
+    }
+}
+
+impl FetchLink {
+    /// Abort every request of this link in flight (calls and GET streams).
+    fn abort_all(&self) {
         let mut st = self.state.borrow_mut();
         for (_, c) in st.inflight.drain() {
             c.abort();
@@ -113,9 +120,7 @@ impl Link for FetchLink {
             a.abort();
         }
     }
-}
 
-impl FetchLink {
     fn to_engine(&self, m: Message, related: Option<i64>) {
         if let Some(rt) = self.runtime.upgrade() {
             runtime::from_upstream(&rt, self.upstream, m, related);
@@ -127,15 +132,7 @@ impl FetchLink {
         if self.down.replace(true) {
             return;
         }
-        {
-            let mut st = self.state.borrow_mut();
-            for (_, c) in st.inflight.drain() {
-                c.abort();
-            }
-            if let Some(a) = st.get_abort.take() {
-                a.abort();
-            }
-        }
+        self.abort_all();
         let Some(rt) = self.runtime.upgrade() else { return };
         runtime::link_down(&rt, self.upstream, &why);
         let attempt = self.attempt.get() + 1;

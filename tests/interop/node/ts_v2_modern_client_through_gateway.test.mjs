@@ -202,7 +202,9 @@ describe('TS v2 client (@modelcontextprotocol/client 2.4.0) through the gateway'
   }));
   // Same routing requirement as in ts_two_sessions_are_isolated, across eras: the legacy stdio upstream's
   // sampling request for the modern client's call must be answered by the modern client (bridged through
-  // input_required), not by a legacy session that happens to have a call in flight too.
+  // input_required), not by a legacy session that happens to have a call in flight too. As there, the
+  // first round in which both calls overlap upstream may be refused (the gateway cannot attribute the
+  // request yet, and learns that the tool asks its client); after that every round succeeds.
   it('legacy upstream sampling for a modern client is not answered by a concurrent legacy session', { timeout: 30000 }, guard(ref, async (_t, topo) => {
     const seen = { modern: [], legacy: [] };
     const M = await connectV2(topo.url, MODES[0], {
@@ -212,6 +214,8 @@ describe('TS v2 client (@modelcontextprotocol/client 2.4.0) through the gateway'
       onSample: (p) => { seen.legacy.push(p.messages.at(-1).content.text); return { model: 'legacy-llm', role: 'assistant', content: { type: 'text', text: 'legacy-answer' } }; },
     });
     const misrouted = [];
+    const refused = [];
+    const unattributable = (t) => t.includes('cannot be attributed to one client');
     try {
       assert.equal(M.client.getProtocolEra(), 'modern');
       for (let round = 0; round < 5; round++) {
@@ -221,9 +225,16 @@ describe('TS v2 client (@modelcontextprotocol/client 2.4.0) through the gateway'
           L.client.callTool({ name: 'everything__trigger-sampling-request', arguments: { prompt: 'from-legacy', maxTokens: 5 } }),
           M.client.callTool({ name: 'everything__trigger-sampling-request', arguments: { prompt: 'from-modern', maxTokens: 5 } }),
         ]);
-        if (!textOf(rm).includes('modern-answer') || !textOf(rl).includes('legacy-answer')) {
-          misrouted.push({ round, modern_result: textOf(rm).replace(/\s+/g, ' ').slice(0, 140), legacy_result: textOf(rl).replace(/\s+/g, ' ').slice(0, 140),
-            modern_handler_saw: [...seen.modern], legacy_handler_saw: [...seen.legacy] });
+        const [tm, tl] = [textOf(rm), textOf(rl)];
+        const detail = { round, modern_result: tm.replace(/\s+/g, ' ').slice(0, 140), legacy_result: tl.replace(/\s+/g, ' ').slice(0, 140),
+          modern_handler_saw: [...seen.modern], legacy_handler_saw: [...seen.legacy] };
+        const crossed = tm.includes('legacy-answer') || tl.includes('modern-answer')
+          || seen.modern.some((x) => x.includes('from-legacy')) || seen.legacy.some((x) => x.includes('from-modern'));
+        if (crossed) misrouted.push(detail);
+        else if (!tm.includes('modern-answer') || !tl.includes('legacy-answer')) {
+          // Allowed once: the first overlap, refused as unattributable; never a second time.
+          if (refused.length === 0 && (unattributable(tm) || unattributable(tl))) refused.push(detail);
+          else misrouted.push(detail);
         }
       }
     } finally {
