@@ -17,30 +17,31 @@ use wasm_bindgen::prelude::*;
 fn random(b: &mut [u8]) {
     let arr = Uint8Array::new_with_length(b.len() as u32);
     let crypto = js_sys::Reflect::get(&js_sys::global(), &"crypto".into()).unwrap_or(JsValue::UNDEFINED);
-    if let Some(f) = super::interop::function(&crypto, "getRandomValues") {
-        let _ = f.call1(&crypto, &arr);
+    match super::interop::function(&crypto, "getRandomValues") {
+        Some(f) if f.call1(&crypto, &arr).is_ok() => arr.copy_to(b),
+        // No Web Crypto (it is in every service worker): never all zeros, at least unique.
+        _ => b.iter_mut().for_each(|x| *x = (js_sys::Math::random() * 256.0) as u8),
     }
-    arr.copy_to(b);
 }
 
 fn config(opts: &Value) -> Result<ServerConfig, JsValue> {
     let mut cfg = ServerConfig::new(random);
     let Some(o) = opts.as_object() else { return Ok(cfg) };
     for (k, v) in o {
-        let ms = || v.as_u64().ok_or_else(|| type_error(&format!("serveMcp: {k} must be a number of milliseconds")));
+        let ms = || v.as_u64().ok_or_else(|| type_error(&format!("serveMcp: http.{k} must be a whole number")));
         match k.as_str() {
             "allowedOrigins" => {
                 cfg.allowed_origins = v
                     .as_array()
                     .and_then(|a| a.iter().map(|s| s.as_str().map(str::to_string)).collect())
-                    .ok_or_else(|| type_error("serveMcp: allowedOrigins must be an array of strings"))?
+                    .ok_or_else(|| type_error("serveMcp: http.allowedOrigins must be an array of strings"))?
             }
             "retryMs" => cfg.retry_ms = ms()?,
             "maxStreamMs" => cfg.max_stream_ms = Some(ms()?),
             "sseAfterMs" => cfg.sse_after_ms = ms()?,
             "maxBodyBytes" => cfg.max_body_bytes = ms()? as usize,
             "restore" | "persist" => {}
-            other => return Err(type_error(&format!("serveMcp: unknown option {other:?}"))),
+            other => return Err(type_error(&format!("serveMcp: unknown option http.{other}"))),
         }
     }
     Ok(cfg)
