@@ -26,7 +26,8 @@
 //! upstream), `lists` (aggregated lists), `links` (what the host reports about upstream links, probe,
 //! initialisation, catalogue), `answers` (what upstreams send back), `server_requests` (sampling,
 //! elicitation and roots, era bridging), `groups` (which member serves a group's call, health,
-//! failover), `sampling` (the provider chain), `time` (deadlines) and `offline` (cache and queue).
+//! failover), `sampling` (the provider chain), `listen` (notifications outside replies:
+//! `subscriptions/listen` both ways), `time` (deadlines) and `offline` (cache and queue).
 
 mod answers;
 mod calls;
