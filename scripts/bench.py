@@ -141,36 +141,26 @@ def main() -> None:
     cfg.write_text(json.dumps({"mcpServers": {"everything": {"command": "node", "args": [str(EVERYTHING), "stdio"], "prefix": False}}}))
     p = free_port()
     suts.append(Sut("mcp-edge-gateway → stdio upstream", [a.gateway, "serve", "--config", str(cfg), "--listen", f"127.0.0.1:{p}", "--data-dir", str(tmp / "data-stdio")], p, "echo"))
-    up = free_port()
-    cfg = tmp / "http.json"
-    cfg.write_text(json.dumps({"mcpServers": {"everything": {"url": f"http://127.0.0.1:{up}/mcp", "prefix": False}}}))
-    p = free_port()
-    # The HTTP upstream is part of this system: start it with the gateway (one process group).
-    suts.append(Sut(PLAIN,
-                    ["bash", "-c", f'PORT={up} node "{EVERYTHING}" streamableHttp >/dev/null 2>&1 & '
-                                 f'for i in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/{up}) 2>/dev/null && break; sleep 0.05; done; '
-                                 f'exec "{a.gateway}" serve --config "{cfg}" --listen 127.0.0.1:{p} --data-dir "{tmp}/data-http"'], p, "echo"))
+    def with_http_upstream(name: str, gateway: str, tag: str, servers, extra: dict, tool: str) -> Sut:
+        """A gateway build and its own server-everything over HTTP, started together (one process
+        group): the upstream is part of the system under test."""
+        up, p = free_port(), free_port()
+        cfg = tmp / f"{tag}.json"
+        cfg.write_text(json.dumps({"mcpServers": servers(f"http://127.0.0.1:{up}/mcp"), **extra}))
+        return Sut(name,
+                   ["bash", "-c", f'PORT={up} node "{EVERYTHING}" streamableHttp >/dev/null 2>&1 & '
+                                f'for i in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/{up}) 2>/dev/null && break; sleep 0.05; done; '
+                                f'exec "{gateway}" serve --config "{cfg}" --listen 127.0.0.1:{p} --data-dir "{tmp}/data-{tag}"'], p, tool)
+
+    plain = lambda url: {"everything": {"url": url, "prefix": False}}  # noqa: E731
+    suts.append(with_http_upstream(PLAIN, a.gateway, "http", plain, {}, "echo"))
     # The same, through a group whose preferred member is that kind of upstream (the other member
     # is another session with it): what the group's routing and health bookkeeping cost.
-    up = free_port()
-    cfg = tmp / "group.json"
-    cfg.write_text(json.dumps({"mcpServers": {"local": {"url": f"http://127.0.0.1:{up}/mcp"}, "cloud": {"url": f"http://127.0.0.1:{up}/mcp"}},
-                               "gateway": {"groups": {"g": {"members": ["local", "cloud"]}}}}))
-    p = free_port()
-    suts.append(Sut(GROUP,
-                    ["bash", "-c", f'PORT={up} node "{EVERYTHING}" streamableHttp >/dev/null 2>&1 & '
-                                 f'for i in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/{up}) 2>/dev/null && break; sleep 0.05; done; '
-                                 f'exec "{a.gateway}" serve --config "{cfg}" --listen 127.0.0.1:{p} --data-dir "{tmp}/data-group"'], p, "g__echo"))
+    suts.append(with_http_upstream(GROUP, a.gateway, "group", lambda url: {"local": {"url": url}, "cloud": {"url": url}},
+                                   {"gateway": {"groups": {"g": {"members": ["local", "cloud"]}}}}, "g__echo"))
     if a.baseline:
         # The same case with another build (e.g. the commit before a change): before/after in one run.
-        up = free_port()
-        cfg = tmp / "baseline.json"
-        cfg.write_text(json.dumps({"mcpServers": {"everything": {"url": f"http://127.0.0.1:{up}/mcp", "prefix": False}}}))
-        p = free_port()
-        suts.append(Sut(BASELINE,
-                        ["bash", "-c", f'PORT={up} node "{EVERYTHING}" streamableHttp >/dev/null 2>&1 & '
-                                     f'for i in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/{up}) 2>/dev/null && break; sleep 0.05; done; '
-                                     f'exec "{a.baseline}" serve --config "{cfg}" --listen 127.0.0.1:{p} --data-dir "{tmp}/data-baseline"'], p, "echo"))
+        suts.append(with_http_upstream(BASELINE, a.baseline, "baseline", plain, {}, "echo"))
     peers = set(filter(None, a.peers.split(",")))
     if "supergateway" in peers:
         p = free_port()
