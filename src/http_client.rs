@@ -42,6 +42,22 @@ impl HttpClientState {
         }
     }
 
+    /// The MCP headers of a GET on the endpoint (besides configured headers): the session's stream,
+    /// or with `last` the resumption of a stream after that event.
+    pub fn get_headers(&self, last: Option<&str>) -> Vec<(String, String)> {
+        let mut h = vec![("accept".to_string(), "text/event-stream".to_string())];
+        if let Some(s) = &self.session {
+            h.push(("mcp-session-id".into(), s.clone()));
+        }
+        if let Some(v) = &self.version {
+            h.push(("mcp-protocol-version".into(), v.clone()));
+        }
+        if let Some(l) = last {
+            h.push(("last-event-id".into(), l.to_string()));
+        }
+        h
+    }
+
     /// The MCP headers of a POST of `m` (besides content type, accept and configured headers).
     pub fn headers(&self, m: &Message, modern: bool) -> Vec<(String, String)> {
         let mut h = Vec::new();

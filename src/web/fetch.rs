@@ -340,21 +340,11 @@ impl FetchLink {
     /// A GET on the endpoint for this session (with `last`: resuming after that event).
     async fn get(&self, last: Option<&str>) -> Option<Response> {
         let headers = Headers::new().ok()?;
-        let _ = headers.set("accept", "text/event-stream");
         for (k, v) in &self.headers {
             let _ = headers.set(k, v);
         }
-        {
-            let st = self.state.borrow();
-            if let Some(s) = &st.http.session {
-                let _ = headers.set("mcp-session-id", s);
-            }
-            if let Some(v) = &st.http.version {
-                let _ = headers.set("mcp-protocol-version", v);
-            }
-        }
-        if let Some(l) = last {
-            let _ = headers.set("last-event-id", l);
+        for (k, v) in self.state.borrow().http.get_headers(last) {
+            let _ = headers.set(&k, &v);
         }
         let init = RequestInit::new();
         init.set_method("GET");

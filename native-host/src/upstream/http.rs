@@ -350,19 +350,9 @@ impl Link {
     /// A GET on the MCP endpoint for this session: the standalone stream, or (with `last`) the
     /// resumption of a stream after its event `last`.
     fn get_request(&self, last: Option<&str>) -> reqwest::RequestBuilder {
-        let (session, version) = {
-            let st = self.state.lock().expect("poisoned");
-            (st.http.session.clone(), st.http.version.clone())
-        };
-        let mut req = self.client.get(&self.url).header("accept", "text/event-stream");
-        if let Some(s) = session {
-            req = req.header("mcp-session-id", s);
-        }
-        if let Some(v) = version {
-            req = req.header("mcp-protocol-version", v);
-        }
-        if let Some(l) = last {
-            req = req.header("last-event-id", l);
+        let mut req = self.client.get(&self.url);
+        for (k, v) in self.state.lock().expect("poisoned").http.get_headers(last) {
+            req = req.header(k, v);
         }
         for (k, v) in &self.headers {
             req = req.header(k, v);
