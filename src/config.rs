@@ -93,6 +93,9 @@ pub struct GatewayConfig {
     pub groups: Vec<GroupSpec>,
     /// Who answers an upstream's sampling request.
     pub sampling: SamplingConfig,
+    /// Which exposed names each caller may see and use.
+    pub policy: crate::policy::Policy,
+    pub limits: crate::limits::Limits,
 }
 
 /// A named, ordered list of upstreams that serve the same tools, prompts and resources. Clients see
@@ -206,6 +209,8 @@ impl Default for GatewayConfig {
             list_page_size: 500,
             groups: Vec::new(),
             sampling: SamplingConfig::default(),
+            policy: Default::default(),
+            limits: Default::default(),
         }
     }
 }

@@ -33,6 +33,7 @@ mod answers;
 mod calls;
 mod client;
 mod groups;
+mod guard;
 mod links;
 mod listen;
 mod lists;
@@ -40,6 +41,7 @@ mod offline;
 mod sampling;
 mod server_requests;
 mod sessions;
+mod shape;
 mod time;
 
 use crate::cache::Cache;
@@ -55,6 +57,7 @@ use crate::token::TokenSource;
 use groups::{Delayed, Failure, GroupCall};
 use offline::{CacheSlot, Replay, StoreWait, Waiter};
 use serde_json::{json, Map, Value};
+use shape::check_params;
 use std::collections::{HashMap, HashSet, VecDeque};
 
 /// Milliseconds on the host's monotonic clock.
@@ -240,6 +243,8 @@ struct Session {
     auth: String,
     /// Sees every queued call (admin endpoints).
     admin: bool,
+    /// Who is calling, when the host authenticated the session.
+    principal: Option<crate::Principal>,
 }
 
 /// Counters a host can export.
@@ -307,6 +312,9 @@ pub struct Gateway {
     /// Sampling answers and failures per provider.
     sampled: std::collections::BTreeMap<String, u64>,
     sample_failures: std::collections::BTreeMap<String, u64>,
+    /// Rate limits by principal (or session).
+    buckets: crate::limits::Buckets,
+    validator: Option<Box<dyn crate::validate::ArgumentValidator>>,
 }
 
 fn err(code: i64, msg: impl Into<String>) -> ErrorObject {
@@ -355,6 +363,8 @@ impl Gateway {
             next_job: 1,
             sampled: Default::default(),
             sample_failures: Default::default(),
+            buckets: Default::default(),
+            validator: None,
             catalog: Catalog::new(n),
             cache: Cache::new(cfg.cache_max_bytes),
             queue: Queue::default(),
@@ -507,45 +517,6 @@ impl Gateway {
     fn uname(&self, u: UpstreamId) -> &str {
         &self.cfg.upstreams[u.0].name
     }
-}
-
-/// Shape checks for the params of requests the gateway handles itself or routes on.
-fn check_params(m: &str, params: Option<&Value>) -> Option<ErrorObject> {
-    let get = |k: &str| params.and_then(|p| p.get(k));
-    let bad = |what: &str| Some(err(code::INVALID_PARAMS, format!("{m}: {what}")));
-    match m {
-        method::INITIALIZE => {
-            if !get("protocolVersion").is_some_and(Value::is_string) {
-                return bad("`protocolVersion` must be a string");
-            }
-            if get("capabilities").is_some_and(|c| !c.is_object()) {
-                return bad("`capabilities` must be an object");
-            }
-            if let Some(c) = get("capabilities").and_then(Value::as_object) {
-                for k in ["roots", "sampling", "elicitation", "experimental", "tasks"] {
-                    if c.get(k).is_some_and(|v| !v.is_object()) {
-                        return bad(&format!("`capabilities.{k}` must be an object"));
-                    }
-                }
-            }
-            if get("clientInfo").is_some_and(|c| !c.is_object()) {
-                return bad("`clientInfo` must be an object");
-            }
-        }
-        method::SET_LEVEL => {
-            const LEVELS: [&str; 8] = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"];
-            if !get("level").and_then(Value::as_str).is_some_and(|l| LEVELS.contains(&l)) {
-                return bad("`level` must be one of debug, info, notice, warning, error, critical, alert, emergency");
-            }
-        }
-        method::TOOLS_CALL | method::PROMPTS_GET
-            if get("arguments").is_some_and(|a| !a.is_object() && !a.is_null()) =>
-        {
-            return bad("`arguments` must be an object");
-        }
-        _ => {}
-    }
-    None
 }
 
 /// Whether declared client capabilities cover a server-to-client request (URL-mode elicitation

@@ -25,6 +25,13 @@ pub mod code {
     pub const HEADER_MISMATCH: i64 = -32020;
     /// MCP 2026-07-28: the requested protocol version is not supported (`data.supported` lists ours).
     pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+    /// The gateway's tool policy does not allow this name for this caller.
+    pub const FORBIDDEN: i64 = -32003;
+    /// Over a limit (requests per minute, calls in flight): `data.retryAfterMs` says when to retry.
+    /// The HTTP face answers it with 429.
+    pub const RATE_LIMITED: i64 = -32029;
+    /// An upstream's reply was larger than `limits.max_upstream_response_bytes`.
+    pub const RESPONSE_TOO_LARGE: i64 = -32004;
 }
 
 /// A request id, exactly as the sender wrote it.

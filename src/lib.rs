@@ -18,6 +18,7 @@
 //! - [`sampling`]: MCP sampling ↔ OpenAI chat completions, for providers that answer at the edge.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod cursor;
@@ -26,6 +27,9 @@ pub mod health;
 pub mod http_client;
 pub mod http_server;
 pub mod jsonrpc;
+pub mod limits;
+pub mod policy;
+pub mod principal;
 pub mod protocol;
 pub mod queue;
 pub mod routing;
@@ -33,11 +37,13 @@ pub mod sampling;
 pub mod sse;
 pub mod store;
 pub mod token;
+pub mod validate;
 #[cfg(all(wasm_browser, feature = "web"))]
 pub mod web;
 
 pub use config::{ConfigError, GatewayConfig, Namespacing, UpstreamSpec};
 pub use engine::{Gateway, LogLevel, Millis, Output, SessionId, Stats, UpstreamId};
 pub use jsonrpc::{ErrorObject, Id, Message, ParseError};
+pub use principal::Principal;
 pub use protocol::Era;
 pub use store::{MemoryStore, Snapshot, Store, StoreError, StoreOp, Table};

@@ -91,7 +91,7 @@ impl Face {
             &mut self.sim.gw,
             self.sim.now,
             st,
-            Request { method, headers: &headers, body: body.as_bytes() },
+            Request { method, headers: &headers, body: body.as_bytes(), principal: None },
         );
         self.pump();
         st

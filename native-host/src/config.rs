@@ -36,6 +36,7 @@
 //! max_bytes = 8388608                      # LRU cap on cached results
 //! ```
 
+use mcp_edge_gateway::auth::AuthConfig;
 use mcp_edge_gateway::config::{read_groups, read_sampling, read_upstream};
 use mcp_edge_gateway::{Era, GatewayConfig, Namespacing, UpstreamSpec};
 use serde::Deserialize;
@@ -58,6 +59,28 @@ pub struct HostConfig {
     pub store_max_bytes: Option<u64>,
     /// Sampling providers' API keys, by provider name, read from the environment or files at start.
     pub api_keys: ApiKeys,
+    /// `[auth]`: who may use the HTTP and WebSocket faces (secrets read). An empty `audience` is
+    /// filled from the listen address when serving.
+    pub auth: Option<AuthConfig>,
+    /// Each upstream's OAuth client-credentials settings, same order as `transports`.
+    pub upstream_oauth: Vec<Option<OAuthClient>>,
+}
+
+/// `oauth = { token_url, client_id, client_secret_env | client_secret_file, scopes, resource }`: the
+/// gateway's own credential for an upstream, by the client-credentials grant.
+#[derive(Clone)]
+pub struct OAuthClient {
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub scopes: Vec<String>,
+    pub resource: Option<String>,
+}
+
+impl std::fmt::Debug for OAuthClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OAuthClient({} at {}, <redacted>)", self.client_id, self.token_url)
+    }
 }
 
 /// API keys, kept out of `Debug` output and logs.
@@ -89,6 +112,12 @@ struct TomlFile {
     /// Read by the core (`config::read_sampling`).
     #[serde(default)]
     sampling: Option<toml::Value>,
+    /// Read by the core (`auth::read_auth`), secrets by [`crate::secrets`].
+    auth: Option<toml::Value>,
+    /// Read by the core (`policy::read_policy`).
+    policy: Option<toml::Value>,
+    /// Read by the core (`limits::read_limits`).
+    limits: Option<toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -156,6 +185,8 @@ impl HostConfig {
             data_dir: None,
             store_max_bytes: None,
             api_keys: ApiKeys::default(),
+            auth: None,
+            upstream_oauth: vec![None],
         }
     }
 
@@ -165,7 +196,9 @@ impl HostConfig {
         let mut cfg = if is_json { Self::from_json(&text) } else { Self::from_toml(&text) }
             .map_err(|e| format!("{}: {e}", path.display()))?;
         cfg.gateway.validate().map_err(|e| format!("{}: {e}", path.display()))?;
-        cfg.read_api_keys(is_json, &|k| std::env::var(k).ok()).map_err(|e| format!("{}: {e}", path.display()))?;
+        let env = |k: &str| std::env::var(k).ok();
+        cfg.read_api_keys(is_json, &env).map_err(|e| format!("{}: {e}", path.display()))?;
+        cfg.read_secrets(is_json, &text, &env).map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(cfg)
     }
 
@@ -194,11 +227,47 @@ impl HostConfig {
         Ok(())
     }
 
+    /// The secrets the file refers to: static tokens, `${...}` in upstream headers, OAuth client
+    /// secrets. Anything missing stops the start-up, naming its key.
+    pub fn read_secrets(&mut self, json: bool, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
+        let raw: serde_json::Value = if json {
+            serde_json::from_str(text).map_err(|e| e.to_string())?
+        } else {
+            serde_json::to_value(toml::from_str::<toml::Table>(text).map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?
+        };
+        let (auth_at, ups_at) = if json { ("gateway.auth", "mcpServers") } else { ("auth", "upstreams") };
+        let auth = if json { raw.pointer("/gateway/auth") } else { raw.get("auth") };
+        if let (Some(a), Some(cfg)) = (auth, self.auth.as_mut()) {
+            let entries = mcp_edge_gateway::auth::read_token_entries(a).map_err(|e| e.replacen("auth", auth_at, 1))?;
+            cfg.tokens = crate::secrets::tokens(&format!("{auth_at}.tokens"), &entries, env)?;
+        }
+        let ups = raw.get(ups_at).and_then(|v| v.as_object());
+        for (i, spec) in self.gateway.upstreams.iter().enumerate() {
+            let entry = ups.and_then(|u| u.get(&spec.name));
+            let at = format!("{ups_at}.{}", spec.name);
+            if let Transport::Http { headers, .. } | Transport::Sse { headers, .. } = &mut self.transports[i] {
+                for (k, v) in headers.iter_mut() {
+                    *v = crate::secrets::expand(&format!("{at}.headers.{k}"), v, env)?;
+                }
+            }
+            self.upstream_oauth[i] = match entry.and_then(|e| e.get("oauth")) {
+                None => None,
+                Some(o) => Some(read_oauth(&format!("{at}.oauth"), o, env)?),
+            };
+            if self.upstream_oauth[i].is_some() && !matches!(self.transports[i], Transport::Http { .. }) {
+                return Err(format!("{at}.oauth: only Streamable HTTP upstreams take an OAuth credential"));
+            }
+        }
+        Ok(())
+    }
+
     pub fn from_toml(text: &str) -> Result<HostConfig, String> {
         let f: TomlFile = toml::from_str(text).map_err(|e| e.to_string())?;
         let mut cfg = HostConfig::embedded_default();
         cfg.gateway.upstreams.clear();
         cfg.transports.clear();
+        cfg.upstream_oauth.clear();
         cfg.gateway.instructions = f.server.instructions;
         if let Some(t) = f.server.request_timeout_ms {
             cfg.gateway.request_timeout_ms = t;
@@ -230,6 +299,8 @@ impl HostConfig {
             let sp = serde_json::to_value(sp).map_err(|e| format!("sampling: {e}"))?;
             cfg.gateway.sampling = read_sampling("sampling", &sp, &[])?;
         }
+        let json = |v: Option<toml::Value>| v.map(serde_json::to_value).transpose().map_err(|e| e.to_string());
+        cfg.read_security(json(f.auth)?.as_ref(), json(f.policy)?.as_ref(), json(f.limits)?.as_ref(), "")?;
         Ok(cfg)
     }
 
@@ -239,6 +310,7 @@ impl HostConfig {
         cfg.gateway.upstreams.clear();
         cfg.gateway.instructions = None;
         cfg.transports.clear();
+        cfg.upstream_oauth.clear();
         let mut default_prefix = true;
         let gateway = f.gateway.clone();
         if let Some(g) = f.gateway {
@@ -275,8 +347,26 @@ impl HostConfig {
             if let Some(sp) = g.get("sampling") {
                 cfg.gateway.sampling = read_sampling("gateway.sampling", sp, &[])?;
             }
+            cfg.read_security(g.get("auth"), g.get("policy"), g.get("limits"), "gateway.")?;
         }
         Ok(cfg)
+    }
+
+    /// `[auth]`, `[policy]` and `[limits]`, read by the core; `at` is their parent in the file.
+    fn read_security(
+        &mut self,
+        auth: Option<&serde_json::Value>,
+        policy: Option<&serde_json::Value>,
+        limits: Option<&serde_json::Value>,
+        at: &str,
+    ) -> Result<(), String> {
+        let named = |e: String| format!("{at}{e}");
+        if let Some(a) = auth {
+            self.auth = Some(mcp_edge_gateway::auth::read_auth(a, "").map_err(named)?);
+        }
+        self.gateway.policy = mcp_edge_gateway::policy::read_policy(policy).map_err(named)?;
+        self.gateway.limits = mcp_edge_gateway::limits::read_limits(limits).map_err(named)?;
+        Ok(())
     }
 
     /// One upstream entry (read by the core, as for every format), if this host can reach it.
@@ -290,8 +380,44 @@ impl HostConfig {
         }
         self.gateway.upstreams.push(spec);
         self.transports.push(transport);
+        self.upstream_oauth.push(None);
         Ok(())
     }
+}
+
+/// An upstream's `oauth` table.
+fn read_oauth(at: &str, v: &serde_json::Value, env: &dyn Fn(&str) -> Option<String>) -> Result<OAuthClient, String> {
+    use mcp_edge_gateway::auth::{is_url, Secret};
+    let o = v.as_object().ok_or_else(|| format!("{at}: must be a table"))?;
+    let s = |k: &str| o.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    for k in o.keys() {
+        if !matches!(
+            k.as_str(),
+            "token_url" | "client_id" | "client_secret_env" | "client_secret_file" | "scopes" | "resource"
+        ) {
+            return Err(format!(
+                "{at}.{k}: unknown key (oauth has token_url, client_id, client_secret_env or client_secret_file, scopes, resource)"
+            ));
+        }
+    }
+    let token_url = s("token_url")
+        .filter(|u| is_url(u))
+        .ok_or_else(|| format!("{at}.token_url: an https:// URL is required (http:// only on loopback)"))?;
+    let client_id = s("client_id").filter(|c| !c.is_empty()).ok_or_else(|| format!("{at}.client_id: required"))?;
+    let (key, src) = match (s("client_secret_env"), s("client_secret_file")) {
+        (Some(e), None) => ("client_secret_env", Secret::Env(e)),
+        (None, Some(f)) => ("client_secret_file", Secret::File(f)),
+        _ => return Err(format!("{at}: give exactly one of client_secret_env or client_secret_file")),
+    };
+    let client_secret = crate::secrets::read(&format!("{at}.{key}"), &src, env)?;
+    let scopes = match o.get("scopes") {
+        None => Vec::new(),
+        Some(v) => v
+            .as_array()
+            .and_then(|a| a.iter().map(|x| x.as_str().map(str::to_string)).collect::<Option<Vec<_>>>())
+            .ok_or_else(|| format!("{at}.scopes: must be an array of strings"))?,
+    };
+    Ok(OAuthClient { token_url, client_id, client_secret, scopes, resource: s("resource") })
 }
 
 #[cfg(test)]

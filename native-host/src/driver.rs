@@ -37,8 +37,10 @@ pub enum Cmd {
     StoreDone(u64, Result<(), StoreError>),
     /// Mark a session as an admin one (sees every queued call).
     Admin(SessionId),
-    /// A session's auth context (its `Authorization` header).
+    /// A session's auth context (its `Authorization` header), when `[auth]` is off.
     Auth(SessionId, String),
+    /// The principal of a session `[auth]` authenticated.
+    Principal(SessionId, mcp_edge_gateway::Principal),
     /// The queue in the admin view: every entry, or one by task id.
     Queue(Option<String>, oneshot::Sender<Option<serde_json::Value>>),
     /// Orderly stop: close the store (its last batches written, the WAL checkpointed), then reply.
@@ -53,6 +55,8 @@ pub enum Cmd {
         method: String,
         headers: Vec<(String, String)>,
         body: bytes::Bytes,
+        /// Who sent it, when `[auth]` is on (the host checked the token and removed it).
+        principal: Option<mcp_edge_gateway::Principal>,
         parts: mpsc::UnboundedSender<Part>,
     },
     /// The client of exchange `stream` went away before its end.
@@ -215,10 +219,16 @@ async fn run(
                 }
             }
             Some(Cmd::ServeHttp(cfg)) => face = Some(HttpServer::new(cfg)),
-            Some(Cmd::Http { stream, method, headers, body, parts }) => match face.as_mut() {
+            Some(Cmd::Http { stream, method, headers, body, principal, parts }) => match face.as_mut() {
                 Some(f) => {
                     exchanges.insert(stream, parts);
-                    f.request(&mut gw, t, stream, Request { method: &method, headers: &headers, body: &body });
+                    let principal = principal.as_ref();
+                    f.request(
+                        &mut gw,
+                        t,
+                        stream,
+                        Request { method: &method, headers: &headers, body: &body, principal },
+                    );
                 }
                 None => {
                     let _ = parts.send(Part::Head { status: 503, headers: Vec::new() });
@@ -264,6 +274,7 @@ async fn run(
             Some(Cmd::StoreDone(ticket, r)) => gw.store_done(t, ticket, r),
             Some(Cmd::Admin(s)) => gw.set_session_admin(s),
             Some(Cmd::Auth(s, a)) => gw.set_session_auth(s, &auth_digest(&a)),
+            Some(Cmd::Principal(s, p)) => gw.set_session_principal(s, p),
             Some(Cmd::Shutdown(_)) => {} // handled above
             Some(Cmd::SamplingDone(job, r)) => gw.sampling_done(t, job, r),
             Some(Cmd::Queue(id, reply)) => {

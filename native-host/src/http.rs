@@ -10,11 +10,12 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
+use axum::Extension;
 use axum::Router;
 use futures_util::stream;
 use mcp_edge_gateway::http_server::{cors_headers, origin_allowed, Part, ServerConfig, StreamId};
 use mcp_edge_gateway::jsonrpc::code;
-use mcp_edge_gateway::{ErrorObject, Message, SessionId};
+use mcp_edge_gateway::{ErrorObject, Message, Principal, SessionId};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -24,18 +25,25 @@ pub struct App {
     pub handle: Handle,
     pub allowed_origins: Vec<String>,
     pub max_body_bytes: usize,
+    /// `[auth]`; `None`: every request is let in (loopback, or `--allow-unauthenticated`).
+    pub auth: Option<Arc<crate::auth::AuthState>>,
     next_stream: AtomicU64,
 }
 
 impl App {
     /// The HTTP face's state; the engine task starts serving the core's face with the same limits.
-    pub fn new(handle: Handle, allowed_origins: Vec<String>, max_body_bytes: usize) -> Arc<App> {
+    pub fn new(
+        handle: Handle,
+        allowed_origins: Vec<String>,
+        max_body_bytes: usize,
+        auth: Option<Arc<crate::auth::AuthState>>,
+    ) -> Arc<App> {
         let mut cfg = ServerConfig::new(random);
         cfg.allowed_origins = allowed_origins.clone();
         cfg.max_body_bytes = max_body_bytes;
         cfg.auth_context = Some(crate::driver::auth_digest);
         handle.send(Cmd::ServeHttp(cfg));
-        Arc::new(App { handle, allowed_origins, max_body_bytes, next_stream: AtomicU64::new(1) })
+        Arc::new(App { handle, allowed_origins, max_body_bytes, auth, next_stream: AtomicU64::new(1) })
     }
 }
 
@@ -61,6 +69,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/admin/queue", get(crate::admin::list))
         .route("/admin/queue/{id}", get(crate::admin::get).delete(crate::admin::cancel))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route(crate::auth::METADATA_PATH, get(crate::auth::metadata))
+        .route(&format!("{}/mcp", crate::auth::METADATA_PATH), get(crate::auth::metadata))
+        .layer(middleware::from_fn_with_state(app.clone(), crate::auth::require))
         .layer(middleware::from_fn_with_state(app.clone(), origin_and_cors))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(app)
@@ -90,10 +101,13 @@ async fn origin_and_cors(State(app): State<Arc<App>>, req: Request, next: Next) 
     resp
 }
 
-/// The client's auth context is its `Authorization` header (the gateway keeps only a digest): private
-/// cache entries and queued calls are per context.
-pub fn set_auth(app: &App, sid: SessionId, headers: &HeaderMap) {
-    if let Some(a) = headers.get("authorization").and_then(|v| v.to_str().ok()) {
+/// The client's auth context: its principal when `[auth]` authenticated it, else its
+/// `Authorization` header (the gateway keeps only a digest). Private cache entries and queued calls
+/// are per context.
+pub fn set_auth(app: &App, sid: SessionId, principal: Option<Principal>, headers: &HeaderMap) {
+    if let Some(p) = principal {
+        app.handle.send(Cmd::Principal(sid, p));
+    } else if let Some(a) = headers.get("authorization").and_then(|v| v.to_str().ok()) {
         app.handle.send(Cmd::Auth(sid, a.to_string()));
     }
 }
@@ -118,12 +132,19 @@ impl Drop for Exchange {
 }
 
 /// Every request on `/mcp`: hand it to the core's face, write out what it answers.
-async fn mcp(State(app): State<Arc<App>>, method: Method, headers: HeaderMap, body: Bytes) -> Response {
+async fn mcp(
+    State(app): State<Arc<App>>,
+    principal: Option<Extension<Principal>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let stream = app.next_stream.fetch_add(1, Ordering::Relaxed);
     let (tx, mut rx) = mpsc::unbounded_channel::<Part>();
     let headers: Vec<(String, String)> =
         headers.iter().filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string()))).collect();
-    app.handle.send(Cmd::Http { stream, method: method.as_str().to_string(), headers, body, parts: tx });
+    let principal = principal.map(|Extension(p)| p);
+    app.handle.send(Cmd::Http { stream, method: method.as_str().to_string(), headers, body, principal, parts: tx });
     let mut ex = Exchange { handle: app.handle.clone(), stream, ended: false };
     let Some(Part::Head { status, headers }) = rx.recv().await else {
         ex.ended = true;

@@ -2,9 +2,11 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod auth;
 mod config;
 mod driver;
 mod http;
+mod secrets;
 mod stdio;
 mod store;
 mod upstream;
@@ -84,9 +86,14 @@ enum Command {
         /// TOML config, or JSON with an `mcpServers` object. Without it: the built-in edge tools.
         #[arg(long, short)]
         config: Option<PathBuf>,
-        /// Address to listen on. Binding beyond loopback exposes the gateway to the network.
+        /// Address to listen on. Binding beyond loopback exposes the gateway to the network, and
+        /// needs `[auth]` in the config (or --allow-unauthenticated).
         #[arg(long, short)]
         listen: Option<String>,
+        /// Serve beyond loopback with no `[auth]`: only when something in front authenticates, or
+        /// on a network you trust with every tool of every upstream.
+        #[arg(long)]
+        allow_unauthenticated: bool,
         #[command(flatten)]
         storage: StorageArgs,
     },
@@ -129,10 +136,10 @@ fn main() -> std::process::ExitCode {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
     let result = rt.block_on(async move {
         match cli.command {
-            Command::Serve { config, listen, storage } => {
+            Command::Serve { config, listen, allow_unauthenticated, storage } => {
                 let cfg = load(config)?;
                 let addr = listen.or(cfg.listen.clone()).unwrap_or_else(|| "127.0.0.1:8787".into());
-                serve(cfg, &addr, &storage).await
+                serve(cfg, &addr, allow_unauthenticated, &storage).await
             }
             Command::Stdio { config, storage } => {
                 let cfg = load(config)?;
@@ -159,6 +166,7 @@ fn main() -> std::process::ExitCode {
 /// memory store and says so, rather than not starting at all.
 fn start(cfg: &HostConfig, storage: &StorageArgs, stdio: bool) -> Result<driver::Handle, String> {
     let mut gw = Gateway::new(cfg.gateway.clone()).map_err(|e| e.to_string())?;
+    gw.set_validator(Box::new(mcp_edge_gateway::validate::SchemaValidator::new()));
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| format!("no OS randomness for request-state tokens: {e}"))?;
     gw.seed(seed);
@@ -197,7 +205,7 @@ fn start(cfg: &HostConfig, storage: &StorageArgs, stdio: bool) -> Result<driver:
     let providers = driver::Providers { client, keys: cfg.api_keys.0.clone() };
     let handle = driver::spawn_with(gw, origin, store_thread, providers, tx, rx);
     let names: Vec<String> = cfg.gateway.upstreams.iter().map(|u| u.name.clone()).collect();
-    upstream::spawn_all(&handle, &cfg.transports, &names, cfg.max_body_bytes);
+    upstream::spawn_all(&handle, &cfg.transports, &cfg.upstream_oauth, &names, cfg.max_body_bytes);
     Ok(handle)
 }
 
@@ -231,16 +239,52 @@ fn store_problem(path: &std::path::Path, e: impl std::fmt::Display) -> String {
     )
 }
 
-async fn serve(cfg: HostConfig, addr: &str, storage: &StorageArgs) -> Result<(), String> {
+async fn serve(
+    mut cfg: HostConfig,
+    addr: &str,
+    allow_unauthenticated: bool,
+    storage: &StorageArgs,
+) -> Result<(), String> {
     let sock: SocketAddr = addr.parse().map_err(|e| format!("--listen {addr:?}: {e}"))?;
-    let listener = tokio::net::TcpListener::bind(sock).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    if !sock.ip().is_loopback() {
+    if !sock.ip().is_loopback() && cfg.auth.is_none() {
+        if !allow_unauthenticated {
+            return Err(format!(
+                "refusing to serve on {sock} without authentication: anyone who can reach that address could call \
+                 every tool of every upstream.\nAdd an [auth] section to the config (an OAuth `issuer`, or \
+                 [[auth.tokens]] with token_env), listen on 127.0.0.1, or pass --allow-unauthenticated if a proxy \
+                 in front authenticates or the network is trusted."
+            ));
+        }
         tracing::warn!(
-            "listening on {sock}, beyond loopback: anyone who can reach this address can use every upstream"
+            "listening on {sock}, beyond loopback, with no [auth] (--allow-unauthenticated): anyone who can reach \
+             this address can use every upstream"
         );
     }
+    let auth = match cfg.auth.take() {
+        None => None,
+        Some(mut a) => {
+            if a.audience.is_empty() {
+                if sock.ip().is_unspecified() {
+                    return Err(format!(
+                        "auth.audience: required when listening on {sock} (the gateway's canonical URI, as clients \
+                         reach it, e.g. \"https://pi.local:{}/mcp\")",
+                        sock.port()
+                    ));
+                }
+                a.audience = format!("http://{sock}/mcp");
+            }
+            tracing::info!(
+                "auth on: resource {}, {} static tokens{}",
+                a.audience,
+                a.tokens.len(),
+                a.issuer.as_deref().map(|i| format!(", JWTs from {i}")).unwrap_or_default()
+            );
+            Some(auth::AuthState::new(a)?)
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(sock).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let handle = start(&cfg, storage, false)?;
-    let app = http::App::new(handle, cfg.allowed_origins.clone(), cfg.max_body_bytes);
+    let app = http::App::new(handle, cfg.allowed_origins.clone(), cfg.max_body_bytes, auth);
     tracing::info!(
         "serving MCP on http://{}/mcp ({} upstreams)",
         listener.local_addr().map_err(|e| e.to_string())?,

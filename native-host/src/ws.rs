@@ -1,6 +1,7 @@
 //! The downstream WebSocket face on `/ws`: one engine session per connection, one JSON-RPC message
 //! per text frame, either era (a legacy client starts with `initialize`; a modern client's requests
-//! carry their own `_meta`). The same Origin rules as `/mcp` apply (the middleware runs first).
+//! carry their own `_meta`). The same Origin rules as `/mcp` apply (the middleware runs first), and
+//! with `[auth]` the upgrade request needs a bearer token with the MCP scopes.
 
 use crate::driver::{ClientSink, Cmd};
 use crate::http::App;
@@ -8,8 +9,9 @@ use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
+use axum::Extension;
 use futures_util::{SinkExt, StreamExt};
-use mcp_edge_gateway::{Id, Message};
+use mcp_edge_gateway::{Id, Message, Principal};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -21,15 +23,21 @@ impl ClientSink for WsSink {
     }
 }
 
-pub async fn upgrade(State(app): State<Arc<App>>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(
+    State(app): State<Arc<App>>,
+    principal: Option<Extension<Principal>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
     let limit = app.max_body_bytes;
-    ws.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| serve(app, socket, headers))
+    let principal = principal.map(|Extension(p)| p);
+    ws.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| serve(app, socket, principal, headers))
 }
 
-async fn serve(app: Arc<App>, socket: WebSocket, headers: HeaderMap) {
+async fn serve(app: Arc<App>, socket: WebSocket, principal: Option<Principal>, headers: HeaderMap) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
     let Some(sid) = app.handle.open_session(Arc::new(WsSink(tx.clone()))).await else { return };
-    crate::http::set_auth(&app, sid, &headers);
+    crate::http::set_auth(&app, sid, principal, &headers);
     let (mut out, mut inp) = socket.split();
     let writer = tokio::spawn(async move {
         while let Some(m) = rx.recv().await {

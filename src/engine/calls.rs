@@ -18,6 +18,9 @@ impl Gateway {
         if m == method::SUBSCRIPTIONS_LISTEN {
             return self.listen(now, s, id, &params);
         }
+        if let Some(e) = self.forbidden(s, &m, &params) {
+            return self.reply_err(s, id, e);
+        }
         let exposed = params.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
         let target: Result<UpstreamId, ErrorObject> = match m.as_str() {
             method::TOOLS_CALL | method::PROMPTS_GET => {
@@ -68,6 +71,12 @@ impl Gateway {
             Ok(u) => u,
             Err(e) => return self.reply_err(s, id, e),
         };
+        let refused = self
+            .over_in_flight(s)
+            .or_else(|| (m == method::TOOLS_CALL).then(|| self.invalid_arguments(u, &params)).flatten());
+        if let Some(e) = refused {
+            return self.reply_err(s, id, e);
+        }
         // A group member: the group decides which member serves the item.
         let u = match self.group_of(u.0).and_then(|_| group_item(&m, &params)) {
             Some((kind, key)) => self.group_target(u, kind, key),

@@ -14,6 +14,9 @@ impl Gateway {
         match msg {
             Message::Request { id, method, params, rest } => {
                 self.stats.client_requests += 1;
+                if let Some(e) = self.over_rate(now, s) {
+                    return self.reply_err(s, id, e);
+                }
                 if self.should_defer(&method) {
                     self.deferred.push_back((s, Message::Request { id, method, params, rest }));
                     return;

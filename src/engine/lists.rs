@@ -131,6 +131,7 @@ impl Gateway {
         if let Some(p) = next {
             r["nextCursor"] = Value::from(cursor::encode(&p));
         }
+        self.filter_page(s, kind, &mut r);
         self.reply(s, id, r)
     }
 

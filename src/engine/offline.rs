@@ -478,7 +478,7 @@ impl Gateway {
         }
     }
 
-    fn tool_def(&self, u: UpstreamId, tool: &str) -> Option<&Value> {
+    pub(super) fn tool_def(&self, u: UpstreamId, tool: &str) -> Option<&Value> {
         let by_name = |t: &&Value| t.get("name").and_then(Value::as_str) == Some(tool);
         self.catalog.items(u.0, ListKind::Tools).iter().find(by_name).or_else(|| self.known[u.0].iter().find(by_name))
     }

@@ -20,6 +20,7 @@ impl Gateway {
                 last_active: now,
                 auth: String::new(),
                 admin: false,
+                principal: None,
             },
         );
         id

@@ -42,8 +42,10 @@
 //! - [`modern`]: 2026-07-28 header values and error statuses.
 //! - [`events`]: event ids, priming events and the SSE wire format.
 //! - [`persist`]: the sessions and their events kept across a restart of the host.
+//! - [`limit`]: a rate-limited answer as HTTP 429 with `Retry-After` and `RateLimit` headers.
 
 mod events;
+mod limit;
 mod modern;
 mod origin;
 mod persist;
@@ -110,6 +112,9 @@ pub struct Request<'a> {
     pub method: &'a str,
     pub headers: &'a [(String, String)],
     pub body: &'a [u8],
+    /// Who sent it, when the host authenticated it (see [`crate::auth`]). A legacy session belongs
+    /// to the principal that opened it: another one's request on it is answered 404.
+    pub principal: Option<&'a crate::Principal>,
 }
 
 impl Request<'_> {
@@ -177,6 +182,9 @@ struct Session {
     events: VecDeque<Stored>,
     /// The standalone stream's events not yet written to any carrier.
     undelivered_from: u64,
+    /// The principal that opened it (not kept across a restart: hosts that persist sessions serve
+    /// no authenticated clients).
+    principal: Option<String>,
 }
 
 /// The server face. See the module documentation.
@@ -389,9 +397,16 @@ impl HttpServer {
     }
 
     fn set_auth(&self, gw: &mut Gateway, s: SessionId, req: &Request<'_>) {
-        if let (Some(f), Some(a)) = (self.cfg.auth_context, req.header("authorization")) {
+        if let Some(p) = req.principal {
+            gw.set_session_principal(s, p.clone());
+        } else if let (Some(f), Some(a)) = (self.cfg.auth_context, req.header("authorization")) {
             gw.set_session_auth(s, &f(a));
         }
+    }
+
+    /// The legacy session `key`, if it exists and belongs to the request's principal.
+    fn session_of(&mut self, key: &str, req: &Request<'_>) -> Option<&mut Session> {
+        self.sessions.get_mut(key).filter(|s| s.principal.as_deref() == req.principal.map(|p| p.name.as_str()))
     }
 
     fn post_legacy(
@@ -417,7 +432,7 @@ impl HttpServer {
             let e = "Bad Request: Mcp-Session-Id header is required (start with initialize)";
             return self.error(st, 400, request_id(&msg), code::INVALID_REQUEST, e, &cors);
         };
-        let Some(session) = self.sessions.get_mut(&key) else {
+        let Some(session) = self.session_of(&key, &req) else {
             return self.error(st, 404, request_id(&msg), code::INVALID_REQUEST, "Session not found", &cors);
         };
         session.last_seen = now;
@@ -462,7 +477,7 @@ impl HttpServer {
         let Some(key) = req.header("mcp-session-id").map(str::to_string) else {
             return self.no_session_header(st, &cors);
         };
-        let Some(session) = self.sessions.get_mut(&key) else {
+        let Some(session) = self.session_of(&key, &req) else {
             return self.error(st, 404, None, code::INVALID_REQUEST, "Session not found", &cors);
         };
         if !accepts_sse(&req) {
@@ -510,9 +525,10 @@ impl HttpServer {
         let Some(key) = req.header("mcp-session-id") else {
             return self.no_session_header(st, &cors);
         };
-        let Some(session) = self.sessions.remove(key) else {
+        if self.session_of(key, &req).is_none() {
             return self.error(st, 404, None, code::INVALID_REQUEST, "Session not found", &cors);
-        };
+        }
+        let Some(session) = self.sessions.remove(key) else { return };
         self.drop_session(gw, now, session);
         self.respond(st, 200, Vec::new(), None, &cors);
     }
@@ -628,6 +644,7 @@ impl HttpServer {
                         finished: Vec::new(),
                         events: VecDeque::new(),
                         undelivered_from: 1,
+                        principal: gw.session_principal(engine).map(|p| p.name.clone()),
                     },
                 );
                 self.by_engine.insert(engine, Owner::Legacy(key.clone()));
@@ -666,7 +683,11 @@ impl HttpServer {
                 };
                 let cors = std::mem::take(&mut l.cors);
                 self.live.remove(&st);
-                return self.json(st, status, &message, Vec::new(), &cors);
+                let (status, extra) = match limit::rate_limited(&message) {
+                    Some(h) => (429, h),
+                    None => (status, Vec::new()),
+                };
+                return self.json(st, status, &message, extra, &cors);
             }
             None if !sse_ok => return, // the client takes no stream (see deliver_legacy)
             None => self.open_stream(now, st),

@@ -28,7 +28,12 @@ pub fn cors_headers(origin: &str, preflight: Option<Option<&str>>) -> Vec<(Strin
     let mut h = vec![
         ("access-control-allow-origin".to_string(), origin.to_string()),
         ("vary".into(), "Origin".into()),
-        ("access-control-expose-headers".into(), "mcp-session-id, mcp-protocol-version".into()),
+        // `WWW-Authenticate` so a browser client can find the authorization server (OAuth discovery);
+        // `Retry-After` and `RateLimit` so it can back off.
+        (
+            "access-control-expose-headers".into(),
+            "mcp-session-id, mcp-protocol-version, www-authenticate, retry-after, ratelimit, ratelimit-policy".into(),
+        ),
     ];
     if let Some(requested) = preflight {
         h.push(("access-control-allow-methods".into(), "GET, POST, DELETE, OPTIONS".into()));

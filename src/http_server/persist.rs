@@ -58,6 +58,7 @@ impl HttpServer {
             let Ok(init_msg) = Message::parse(init.as_bytes()) else { continue };
             let pairs = |k: &str| x.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
             let mut s = Session {
+                principal: None,
                 engine: gw.open_session(now),
                 version: x.get("version").and_then(Value::as_str).unwrap_or(protocol::HTTP_DEFAULT_LEGACY).to_string(),
                 init: init.to_string(),

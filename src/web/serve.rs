@@ -97,7 +97,12 @@ impl Gateway {
             let now = rt.now();
             let rt = &mut *rt;
             if let Some(f) = rt.face.as_mut() {
-                f.request(&mut rt.engine, now, st, Request { method: &method, headers: &headers, body: &body });
+                f.request(
+                    &mut rt.engine,
+                    now,
+                    st,
+                    Request { method: &method, headers: &headers, body: &body, principal: None },
+                );
             }
             st
         };

@@ -39,12 +39,21 @@ struct Link {
     name: String,
     url: String,
     headers: BTreeMap<String, String>,
+    /// The gateway's own OAuth credential for this upstream, if it has one.
+    creds: super::credentials::Shared,
     client: reqwest::Client,
     state: Mutex<LinkState>,
     fail: mpsc::Sender<String>,
 }
 
-pub async fn run(h: Handle, u: UpstreamId, name: String, url: String, headers: BTreeMap<String, String>) {
+pub async fn run(
+    h: Handle,
+    u: UpstreamId,
+    name: String,
+    url: String,
+    headers: BTreeMap<String, String>,
+    creds: super::credentials::Shared,
+) {
     let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .tcp_nodelay(true)
@@ -70,6 +79,7 @@ pub async fn run(h: Handle, u: UpstreamId, name: String, url: String, headers: B
             name: name.clone(),
             url: url.clone(),
             headers: headers.clone(),
+            creds: creds.clone(),
             client: client.clone(),
             state: Mutex::new(LinkState::default()),
             fail: fail_tx,
@@ -174,6 +184,12 @@ impl Link {
     }
 
     async fn post(self: Arc<Self>, m: Message, modern: bool) {
+        self.post_once(m, modern, false).await
+    }
+
+    /// `retried`: this is the second attempt, after the upstream refused our OAuth token (a 401
+    /// means nothing ran there).
+    async fn post_once(self: Arc<Self>, m: Message, modern: bool, retried: bool) {
         let (gid, meth) = match &m {
             Message::Request { id, method, .. } => (Some(id.clone()), method.clone()),
             _ => (None, String::new()),
@@ -185,6 +201,22 @@ impl Link {
             .header("accept", "application/json, text/event-stream");
         for (k, v) in &self.headers {
             req = req.header(k, v);
+        }
+        let mut bearer = None;
+        if let Some(c) = &self.creds {
+            match c.bearer(Duration::from_secs(10)).await {
+                Some(b) => {
+                    req = req.header("authorization", b.as_str());
+                    bearer = Some(b);
+                }
+                None => {
+                    // Nothing was sent: the engine may queue the call or fail it over.
+                    if let Some(g) = gid.as_ref().and_then(gnum_of) {
+                        self.h.send(Cmd::Undelivered(self.u, g));
+                    }
+                    return self.fail("no OAuth token for this upstream (see the log)".into());
+                }
+            }
         }
         let (mcp_headers, had_session) = {
             let st = self.state.lock().expect("poisoned");
@@ -214,6 +246,12 @@ impl Link {
             }
         };
         let status = resp.status();
+        if let (401, Some(c), Some(b), false) = (status.as_u16(), &self.creds, &bearer, retried) {
+            // Our token was refused, so nothing ran: once more with a fresh one.
+            c.refused(b);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            return Box::pin(self.post_once(m, modern, true)).await;
+        }
         let gnum = match &gid {
             Some(Id::Num(n)) => Some(*n),
             _ => None,
@@ -356,6 +394,9 @@ impl Link {
         }
         for (k, v) in &self.headers {
             req = req.header(k, v);
+        }
+        if let Some(b) = self.creds.as_ref().and_then(|c| c.bearer_now()) {
+            req = req.header("authorization", b);
         }
         req
     }

@@ -2,6 +2,7 @@
 //! with backoff), tells the engine when the link comes and goes, and carries messages both ways.
 
 pub mod builtin;
+pub mod credentials;
 pub mod http;
 pub mod sse;
 pub mod stdio;
@@ -12,15 +13,22 @@ use crate::driver::Handle;
 use mcp_edge_gateway::UpstreamId;
 use std::time::Duration;
 
-pub fn spawn_all(handle: &Handle, transports: &[Transport], names: &[String], max_frame: usize) {
+pub fn spawn_all(
+    handle: &Handle,
+    transports: &[Transport],
+    oauth: &[Option<crate::config::OAuthClient>],
+    names: &[String],
+    max_frame: usize,
+) {
     for (i, t) in transports.iter().enumerate() {
         let (u, h, name) = (UpstreamId(i), handle.clone(), names[i].clone());
+        let creds = oauth.get(i).cloned().flatten().map(|o| credentials::Credentials::start(name.clone(), o));
         match t.clone() {
             Transport::Stdio { command, args, env, cwd } => {
                 tokio::spawn(stdio::run(h, u, name, command, args, env, cwd));
             }
             Transport::Http { url, headers } => {
-                tokio::spawn(http::run(h, u, name, url, headers));
+                tokio::spawn(http::run(h, u, name, url, headers, creds));
             }
             Transport::Sse { url, headers } => {
                 tokio::spawn(sse::run(h, u, name, url, headers));
