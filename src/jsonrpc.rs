@@ -144,6 +144,25 @@ impl ParseError {
 /// Nesting depth above which a payload is refused before it is parsed (serde_json itself stops at 128).
 pub const MAX_DEPTH: usize = 64;
 
+/// An upstream's message of `len` bytes, bounded by `max`: a larger answer becomes an error for the
+/// request it answers (that call fails, the gateway and the other calls go on); anything else that
+/// large is dropped (`None`).
+pub fn bounded(m: Message, len: usize, max: usize) -> Option<Message> {
+    if len <= max {
+        return Some(m);
+    }
+    match m {
+        Message::Response { id, .. } | Message::Error { id: Some(id), .. } => Some(Message::error(
+            Some(id),
+            ErrorObject::new(
+                code::RESPONSE_TOO_LARGE,
+                format!("The upstream's reply of {len} bytes is over limits.max_upstream_response_bytes ({max})"),
+            ),
+        )),
+        _ => None,
+    }
+}
+
 impl Message {
     /// Parse one message from bytes. Invalid UTF-8, bad JSON, batches and wrong shapes are errors.
     pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {

@@ -101,6 +101,19 @@ impl Providers {
 }
 
 /// A cheap, cloneable handle to the engine task.
+/// `limits.max_upstream_response_bytes`, set once at start.
+pub static MAX_REPLY: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(16 * 1024 * 1024);
+
+/// An upstream message of `len` bytes for the engine: a reply over [`MAX_REPLY`] fails its call.
+pub fn bounded(m: Message, len: usize) -> Option<Message> {
+    let max = MAX_REPLY.load(std::sync::atomic::Ordering::Relaxed);
+    let out = mcp_edge_gateway::jsonrpc::bounded(m, len, max);
+    if len > max {
+        tracing::warn!("an upstream message of {len} bytes is over limits.max_upstream_response_bytes ({max})");
+    }
+    out
+}
+
 #[derive(Clone)]
 pub struct Handle {
     tx: mpsc::UnboundedSender<Cmd>,

@@ -166,6 +166,7 @@ fn main() -> std::process::ExitCode {
 /// memory store and says so, rather than not starting at all.
 fn start(cfg: &HostConfig, storage: &StorageArgs, stdio: bool) -> Result<driver::Handle, String> {
     let mut gw = Gateway::new(cfg.gateway.clone()).map_err(|e| e.to_string())?;
+    driver::MAX_REPLY.store(cfg.gateway.limits.max_upstream_response_bytes, std::sync::atomic::Ordering::Relaxed);
     gw.set_validator(Box::new(mcp_edge_gateway::validate::SchemaValidator::new()));
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| format!("no OS randomness for request-state tokens: {e}"))?;

@@ -305,7 +305,7 @@ pub fn is_url(s: &str) -> bool {
         Some(h) => h.split(']').next().unwrap_or_default(),
         None => host.rsplit_once(':').map_or(host, |(h, _)| h),
     };
-    host == "localhost" || host == "::1" || host.starts_with("127.")
+    host == "localhost" || host == "::1" || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]

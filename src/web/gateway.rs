@@ -86,6 +86,12 @@ export interface GatewayConfig {
     order?: string[];
     providers?: Record<string, { url: string; model: string; models?: string[]; timeoutMs?: number; modalities?: ("text" | "image" | "audio")[] }>;
   };
+  /** Tool policy, as `[[policy.rules]]` natively: ordered rules that allow or deny exposed names
+   *  (globs over tools, prompts and resource URIs). Clients in a page are not authenticated, so the
+   *  rules that apply to them are those with `principals: ["*"]`. */
+  policy?: { rules: { principals?: string[]; scopes?: string[]; allow?: string[]; deny?: string[] }[] };
+  /** Limits per client connection: `requests_per_minute`, `burst`, `max_in_flight_per_session`. */
+  limits?: Record<string, number>;
   /** An aggregated list page takes no further upstream's page once it holds this many items. Default 500. */
   listPageSize?: number;
   /** Answer an upstream tool's sampling request (`sampling/createMessage` params → CreateMessageResult):
@@ -560,6 +566,8 @@ fn build(config: &JsValue, storage: Option<(IdbStore, Snapshot, Option<Function>
     if let Some(g) = cfg.get("groups") {
         read_groups("groups", g, &mut core).map_err(|e| type_error(&e))?;
     }
+    core.policy = crate::policy::read_policy(cfg.get("policy")).map_err(|e| type_error(&e))?;
+    core.limits = crate::limits::read_limits(cfg.get("limits")).map_err(|e| type_error(&e))?;
     if let Some(sp) = cfg.get("sampling") {
         // In the page, `client` is the page's own `onSampling`.
         core.sampling = read_sampling("sampling", sp, &[]).map_err(|e| type_error(&e))?;

@@ -137,6 +137,11 @@ impl FakeServer {
                         if t.starts_with("idem") {
                             tool["annotations"] = json!({"idempotentHint": true});
                         }
+                        // Tools named strict* take exactly one integer `n`.
+                        if t.starts_with("strict") {
+                            tool["inputSchema"] = json!({"type": "object", "properties": {"n": {"type": "integer"}},
+                                "required": ["n"], "additionalProperties": false});
+                        }
                         // Tools named read* only read.
                         if t.starts_with("read") {
                             tool["annotations"] = json!({"readOnlyHint": true});

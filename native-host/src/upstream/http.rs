@@ -370,6 +370,7 @@ impl Link {
     /// was the answer to our request `gid`.
     fn deliver_body(&self, body: &[u8], gid: Option<&Id>, meth: &str, gnum: Option<i64>, ok: bool) -> Option<bool> {
         let msg = self.state.lock().expect("poisoned").http.interpret(body, gid, meth, ok)?;
+        let msg = crate::driver::bounded(msg, body.len())?;
         let is_init_response = meth == method::INITIALIZE && matches!(msg, Message::Response { .. });
         let answer = match &msg {
             Message::Response { id, .. } | Message::Error { id: Some(id), .. } => Some(id) == gid,

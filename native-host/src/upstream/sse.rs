@@ -69,7 +69,11 @@ async fn run_once(
                         }
                     } else if ev.event == "message" {
                         match Message::parse(ev.data.as_bytes()) {
-                            Ok(m) => h.send(Cmd::FromUpstream(u, m, None)),
+                            Ok(m) => {
+                                if let Some(m) = crate::driver::bounded(m, ev.data.len()) {
+                                    h.send(Cmd::FromUpstream(u, m, None))
+                                }
+                            }
                             Err(e) => tracing::warn!("ignoring bad SSE message: {e}"),
                         }
                     }

@@ -87,7 +87,11 @@ async fn run_once(
                         continue;
                     }
                     match Message::parse(text) {
-                        Ok(m) => h2.send(Cmd::FromUpstream(u, m, None)),
+                        Ok(m) => {
+                            if let Some(m) = crate::driver::bounded(m, text.len()) {
+                                h2.send(Cmd::FromUpstream(u, m, None))
+                            }
+                        }
                         Err(e) => {
                             tracing::warn!(upstream = %tag, "ignoring non-JSON-RPC output: {e}: {}", String::from_utf8_lossy(&text[..text.len().min(200)]))
                         }

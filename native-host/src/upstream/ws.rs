@@ -58,7 +58,11 @@ async fn run_once(h: &Handle, u: UpstreamId, url: &str, max_frame: usize) -> Str
 
 fn deliver(h: &Handle, u: UpstreamId, bytes: &[u8]) {
     match Message::parse(bytes) {
-        Ok(m) => h.send(Cmd::FromUpstream(u, m, None)),
+        Ok(m) => {
+            if let Some(m) = crate::driver::bounded(m, bytes.len()) {
+                h.send(Cmd::FromUpstream(u, m, None))
+            }
+        }
         Err(e) => tracing::warn!(upstream = u.0, "ignoring a frame that is not JSON-RPC: {e}"),
     }
 }
