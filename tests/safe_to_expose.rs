@@ -137,7 +137,9 @@ fn invalid_arguments_name_the_failing_path_and_never_arrive() {
     let mut sim = sim_with(json!({}), json!({}));
     sim.gw.set_validator(Box::new(mcp_edge_gateway::validate::SchemaValidator::new()));
     let s = sim.legacy_client(json!({}));
-    let e = sim.call(s, Id::Num(1), "tools/call", json!({"name": "notes__strict_add", "arguments": {"n": "one"}})).unwrap_err();
+    let e = sim
+        .call(s, Id::Num(1), "tools/call", json!({"name": "notes__strict_add", "arguments": {"n": "one"}}))
+        .unwrap_err();
     assert_eq!(e.code, code::INVALID_PARAMS);
     assert_eq!(e.data.as_ref().unwrap()["path"], "/n");
     let e = sim.call(s, Id::Num(2), "tools/call", json!({"name": "notes__strict_add"})).unwrap_err();

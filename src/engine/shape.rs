@@ -46,12 +46,10 @@ pub(super) fn check_params(m: &str, params: Option<&Value>) -> Option<ErrorObjec
                 return bad("`name` must be a string");
             }
             match get("arguments") {
-                None => {}
-                Some(Value::Object(a)) => {
-                    if m == method::PROMPTS_GET && a.values().any(|v| !v.is_string()) {
-                        return bad("every value of `arguments` must be a string");
-                    }
+                Some(Value::Object(a)) if m == method::PROMPTS_GET && a.values().any(|v| !v.is_string()) => {
+                    return bad("every value of `arguments` must be a string");
                 }
+                None | Some(Value::Object(_)) => {}
                 Some(_) => return bad("`arguments` must be an object"),
             }
         }

@@ -9,6 +9,8 @@
 // and gets the same tools, each once.
 // The truth for both: each server listed directly with the SDK client, declaring what the gateway
 // declares to its upstreams (server-everything registers some tools only for such clients).
+// Last, the Inspector CLI over Streamable HTTP (`serve`): the same tools, and a call. With
+// MCP_GW_TEST_AUTH=1 that gateway wants a bearer token, which the Inspector sends with --header.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -20,7 +22,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { ListRootsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import {
   EVERYTHING_JS, GATEWAY_BIN, GATEWAY_UPSTREAM_CAPABILITIES, INSPECTOR_JS, INTEROP_DIR, MEMORY_JS, STDIO_TAP,
-  listAll, readJsonLines,
+  authHeaders, listAll, readJsonLines, startGateway,
 } from './common/topology.mjs';
 
 const UPSTREAMS = ['everything', 'memory'];
@@ -168,5 +170,32 @@ describe('the Inspector CLI lists every tool of both upstreams in one tools/list
     const asked = readJsonLines(gw.wire).filter((e) => e.dir === 'in' && e.msg.method === 'tools/list');
     assert.equal(asked.length, listed.pages, 'one tools/list on the wire per page');
     console.log(`[sdk] listPageSize 5: ${listed.pages} pages of ${listed.pageItems.map((p) => p.length).join(' + ')} tools`);
+  }));
+
+  it('the Inspector CLI over Streamable HTTP lists the same tools and calls one', { timeout: 60000 }, guard(async () => {
+    assert.ok(inspectorNames, 'needs the Inspector test\'s list');
+    const gw = await startGateway(tmp, { mcpServers: upstreamConfig(tmp) }, { name: 'http-gateway' });
+    logs.push(['gateway stderr (Inspector over HTTP)', gw.gatewayLog]);
+    try {
+      const headers = Object.entries(authHeaders()).flatMap(([k, v]) => ['--header', `${k}: ${v}`]);
+      const inspector = (...args) => run([process.execPath, INSPECTOR_JS, '--cli', '--format', 'json', '--transport', 'http',
+        '--server-url', String(gw.url), ...args, ...headers],
+      { env: { ...process.env, HOME: tmp, MCP_CATALOG_PATH: path.join(tmp, 'inspector-http-catalog.json') } });
+      const detail = (r) => `Inspector exit ${r.code} (${r.signal}); stdout: ${r.stdout.slice(0, 2000)}\nstderr: ${r.stderr.slice(-4000)}`;
+
+      const listed = await inspector('--method', 'tools/list');
+      assert.equal(listed.code, 0, detail(listed));
+      const names = JSON.parse(listed.stdout).result?.tools?.map((t) => t.name);
+      assert.ok(Array.isArray(names), `no result.tools in the Inspector's output: ${detail(listed)}`);
+      assert.deepEqual([...names].sort(), [...inspectorNames].sort(), 'over HTTP vs over stdio');
+
+      const called = await inspector('--method', 'tools/call', '--tool-name', 'everything__echo', '--tool-arg', 'message=inspector over http');
+      assert.equal(called.code, 0, detail(called));
+      const result = JSON.parse(called.stdout).result;
+      assert.equal(result?.content?.[0]?.text, 'Echo: inspector over http', detail(called));
+      console.log(`[inspector http] ${names.length} tools, everything__echo answered${authHeaders().authorization ? ' (with a bearer token)' : ''}`);
+    } finally {
+      await gw.stop();
+    }
   }));
 });

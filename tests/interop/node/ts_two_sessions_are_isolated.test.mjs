@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { listAll, sleep, textOf } from './common/topology.mjs';
+import { authHeaders, listAll, sleep, textOf } from './common/topology.mjs';
 import { closeQuietly, connectV1, guard, tapTransport, useTopology } from './common/harness.mjs';
 
 /** n parties must arrive before any proceeds; proves the requests were in flight at the same time. */
@@ -19,7 +19,7 @@ function barrier(n, timeoutMs = 8000) {
 }
 
 async function status(topo) {
-  return (await fetch(topo.statusUrl)).json();
+  return (await fetch(topo.statusUrl, { headers: authHeaders() })).json();
 }
 
 async function waitFor(pred, what, timeoutMs = 5000) {
@@ -162,7 +162,7 @@ describe('two sessions on the gateway are isolated', { timeout: 90000 }, () => {
       // A's session id is gone for good.
       const r = await fetch(topo.url, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sidA, 'mcp-protocol-version': '2025-11-25' },
+        headers: { ...authHeaders(), 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sidA, 'mcp-protocol-version': '2025-11-25' },
         body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} }),
       });
       assert.equal(r.status, 404, 'a request on a deleted session gets 404');
@@ -220,14 +220,16 @@ describe('two sessions on the gateway are isolated', { timeout: 90000 }, () => {
     }
   }));
 
-  // Requests only: the stray notifications/cancelled is the previous test's subject.
+  // Requests only: the stray notifications/cancelled is the previous test's subject. None carries an
+  // Authorization header: the clients' (their token, in auth mode) never goes upstream.
   it('every request the gateway sent to the modern upstream was a well-formed 2026-07-28 request', { timeout: 10000 }, guard(ref, async (_t, topo) => {
     const requests = topo.modernProxy.log.filter((e) => e.body && e.body.id !== undefined && e.body.method);
     assert.ok(requests.length > 5, 'the proxy saw the gateway\'s requests');
     const problems = requests
       .filter((e) => e.method !== 'POST' || e.headers['mcp-protocol-version'] !== '2026-07-28' || e.headers['mcp-method'] !== e.body.method
-        || e.body.params?._meta?.['io.modelcontextprotocol/protocolVersion'] !== '2026-07-28' || e.status >= 400)
-      .map((e) => ({ http: e.method, status: e.status, headers: { v: e.headers['mcp-protocol-version'], m: e.headers['mcp-method'] }, body: e.body }));
+        || e.body.params?._meta?.['io.modelcontextprotocol/protocolVersion'] !== '2026-07-28' || e.status >= 400
+        || e.headers.authorization !== undefined)
+      .map((e) => ({ http: e.method, status: e.status, headers: { v: e.headers['mcp-protocol-version'], m: e.headers['mcp-method'], authorization: e.headers.authorization }, body: e.body }));
     assert.deepEqual(problems, []);
   }));
 });

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
-import { textOf } from './common/topology.mjs';
+import { authHeaders, textOf } from './common/topology.mjs';
 import { closeQuietly, connectV1, guard, recordingFetch, useTopology } from './common/harness.mjs';
 
 const MODES = [
@@ -33,7 +33,7 @@ async function connectV2(url, mode, { onElicit, onSample } = {}) {
     if (!onSample) throw new Error('unexpected sampling/createMessage');
     return onSample(req.params);
   });
-  const transport = new StreamableHTTPClientTransport(url, { fetch: recordingFetch(wire) });
+  const transport = new StreamableHTTPClientTransport(url, { fetch: recordingFetch(wire), requestInit: { headers: authHeaders() } });
   await client.connect(transport);
   return { client, transport, wire };
 }
@@ -180,7 +180,7 @@ describe('TS v2 client (@modelcontextprotocol/client 2.4.0) through the gateway'
       'io.modelcontextprotocol/clientCapabilities': {},
     };
     const post = async (method, params, name) => {
-      const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream',
+      const headers = { ...authHeaders(), 'content-type': 'application/json', accept: 'application/json, text/event-stream',
         'mcp-protocol-version': '2026-07-28', 'mcp-method': method, ...(name ? { 'mcp-name': name } : {}) };
       const r = await fetch(topo.url, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: { ...params, _meta: envelope } }) });
       assert.equal(r.status, 200);

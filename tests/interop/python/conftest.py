@@ -5,12 +5,18 @@
 
 Every process runs on free ports of its own, logs to a temp file, and is killed by PID at teardown.
 The gateway's stderr log is attached to the report of any failing test that used it.
+
+With MCP_GW_TEST_AUTH=1 every gateway these helpers start is authenticated (see "Auth mode" below):
+its config gets an [auth] section with static bearer tokens (random per run, in the environment),
+and every client, raw request and /status poll aimed at such a gateway carries the main token.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -48,6 +54,147 @@ MODERN = "2026-07-28"
 LEGACY = "2025-11-25"  # what the Python client offers in initialize
 
 DEFAULT_TIMEOUT = 120
+
+
+# ------------------------------------------------------------------------------------------------
+# Auth mode (MCP_GW_TEST_AUTH=1)
+# ------------------------------------------------------------------------------------------------
+# Every gateway started through `Gateway` (or given a config through `with_auth`) gets an [auth]
+# section with static bearer tokens, unless its config already has one of its own. The tokens are
+# random per run and reach the gateways through the environment (token_env), never the config file.
+# The main principal has the admin scope too, so /status and /admin/* work. Requests to such a
+# gateway's port carry `Authorization: Bearer <main token>` unless they set their own: the mcp
+# Client (its default httpx client, patched below), raw_request, Gateway.status, and the tests' own
+# http.client / urllib calls through auth_headers(). Stdio mode has no auth, as the spec says.
+
+TEST_AUTH = os.environ.get("MCP_GW_TEST_AUTH") == "1"
+AUTH_PRINCIPAL = "interop-tests"
+AUTH_TOKEN_ENV = "MCP_GW_TEST_TOKEN"
+# Further principals (scope "mcp" only), for tests that tell auth contexts apart (the private cache).
+OTHER_PRINCIPALS = ("alice", "bob", "carol")
+
+
+def _token_env(principal: str) -> str:
+    return AUTH_TOKEN_ENV if principal == AUTH_PRINCIPAL else f"{AUTH_TOKEN_ENV}_{principal.upper()}"
+
+
+_TOKENS: dict[str, str] = {p: secrets.token_urlsafe(32) for p in (AUTH_PRINCIPAL, *OTHER_PRINCIPALS)} if TEST_AUTH else {}
+if TEST_AUTH:
+    # Every gateway (and whatever wraps it) inherits them.
+    os.environ.update({_token_env(p): t for p, t in _TOKENS.items()})
+
+# Ports of the gateways that got the test [auth] section (and proxies in front of them).
+_AUTH_PORTS: set[int] = set()
+
+
+def auth_section() -> dict[str, Any]:
+    """The [auth] section of an auth-mode gateway (JSON shape; the TOML one is the same)."""
+    return {
+        "scopes": ["mcp"],
+        "admin_scopes": ["mcp:admin"],
+        "tokens": [{"principal": p, "token_env": _token_env(p),
+                    "scopes": ["mcp", "mcp:admin"] if p == AUTH_PRINCIPAL else ["mcp"]} for p in _TOKENS],
+    }
+
+
+def _auth_toml() -> str:
+    a = auth_section()
+    lines = ["", "[auth]", f"scopes = {json.dumps(a['scopes'])}", f"admin_scopes = {json.dumps(a['admin_scopes'])}"]
+    for t in a["tokens"]:
+        lines += ["", "[[auth.tokens]]", f"principal = {json.dumps(t['principal'])}",
+                  f"token_env = {json.dumps(t['token_env'])}", f"scopes = {json.dumps(t['scopes'])}"]
+    return "\n".join(lines) + "\n"
+
+
+def authed_port(port: int) -> None:
+    """Mark a port as an auth-mode gateway's (or a proxy's in front of one): requests to it carry the token."""
+    if TEST_AUTH:
+        _AUTH_PORTS.add(port)
+
+
+def with_auth(config: Path, port: int | None = None) -> Path:
+    """The config file to give `serve`. In auth mode: a copy of `config` (next to it, `<stem>.auth<suffix>`)
+    with the test [auth] section appended, and `port`, where the gateway will listen, marked as an
+    authenticated gateway's; a config that has an auth section of its own is returned as it is. Without
+    auth mode: `config` itself."""
+    if not TEST_AUTH:
+        return config
+    text = config.read_text()
+    if config.suffix == ".json" or text.lstrip().startswith("{"):
+        obj = json.loads(text)
+        if "auth" in (obj.get("gateway") or {}):
+            return config
+        obj.setdefault("gateway", {})["auth"] = auth_section()
+        out = json.dumps(obj, indent=1)
+    else:
+        if re.search(r"^\s*\[\[?\s*auth\s*[\].]", text, re.M):
+            return config
+        out = text.rstrip("\n") + "\n" + _auth_toml()
+    dst = config.with_name(f"{config.stem}.auth{config.suffix}")
+    dst.write_text(out)
+    if port is not None:
+        authed_port(port)
+    return dst
+
+
+def embedded_default_args(tmp: Path, port: int) -> list[str]:
+    """`serve` arguments for the embedded default (the built-in edge tools, unprefixed) on `port`: none
+    without auth mode; in auth mode, which needs a config file for its [auth], `--config` with a file
+    saying the same (`builtin = "edge"`, no prefix) and the test [auth] section."""
+    if not TEST_AUTH:
+        return []
+    cfg = tmp / f"embedded-{port}.toml"
+    cfg.write_text('[upstreams.edge]\nbuiltin = "edge"\nprefix = false\n')
+    return ["--config", str(with_auth(cfg, port))]
+
+
+def _port_of(url: str) -> int | None:
+    import urllib.parse
+
+    u = urllib.parse.urlsplit(url)
+    return u.port or (443 if u.scheme == "https" else 80)
+
+
+def auth_headers(target: str | int | None = None) -> dict[str, str]:
+    """{"Authorization": "Bearer <main token>"} in auth mode when `target` (a URL or a port; None: any)
+    is an authenticated gateway's; {} otherwise."""
+    if not TEST_AUTH:
+        return {}
+    port = _port_of(target) if isinstance(target, str) else target
+    if target is not None and port not in _AUTH_PORTS:
+        return {}
+    return {"Authorization": f"Bearer {_TOKENS[AUTH_PRINCIPAL]}"}
+
+
+def bearer(principal: str) -> dict[str, str]:
+    """An Authorization header naming one of OTHER_PRINCIPALS: its real token in auth mode, else
+    `Bearer <principal>` (an opaque auth context to an unauthenticated gateway)."""
+    assert principal in OTHER_PRINCIPALS, principal
+    return {"Authorization": f"Bearer {_TOKENS[principal] if TEST_AUTH else principal}"}
+
+
+if TEST_AUTH:
+    # The mcp Client, given a URL, builds its httpx client with this factory: every Client aimed at an
+    # authenticated gateway carries the main token (a request that sets its own Authorization keeps it).
+    import httpx2
+    import mcp.client.streamable_http as _streamable_http
+
+    class _GatewayBearer(httpx2.Auth):
+        def auth_flow(self, request):
+            if "authorization" not in request.headers:
+                request.headers.update(auth_headers(request.url.port or 80))
+            yield request
+
+    _plain_http_client = _streamable_http.create_mcp_http_client
+
+    def _authed_http_client(headers=None, timeout=None, auth=None):
+        return _plain_http_client(headers=headers, timeout=timeout, auth=auth or _GatewayBearer())
+
+    _streamable_http.create_mcp_http_client = _authed_http_client
+
+
+def pytest_report_header(config):
+    return f"gateway auth mode (MCP_GW_TEST_AUTH): {'on, static bearer tokens' if TEST_AUTH else 'off'}"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -309,13 +456,16 @@ class Gateway:
     extra_args: list[str] = field(default_factory=list)
     # Extra environment variables (RUST_LOG, say) on top of the test's own.
     env: dict[str, str] = field(default_factory=dict)
+    # In auth mode (MCP_GW_TEST_AUTH=1) the gateway runs on `with_auth(config)`; False: on `config` as it is.
+    test_auth: bool = True
 
     def start(self) -> "Gateway":
         if self.data_dir is None:
             self.data_dir = self.log.parent / f"data-{self.port}"
+        config = with_auth(self.config, self.port) if self.test_auth else self.config
         with self.log.open("w") as err:
             self.proc = subprocess.Popen(
-                [GATEWAY_BIN, "serve", "--config", str(self.config), "--listen", f"127.0.0.1:{self.port}",
+                [GATEWAY_BIN, "serve", "--config", str(config), "--listen", f"127.0.0.1:{self.port}",
                  "--data-dir", str(self.data_dir), *self.extra_args],
                 stdout=subprocess.DEVNULL, stderr=err, env=os.environ | self.env,
             )
@@ -344,7 +494,8 @@ class Gateway:
         return "\n".join(self.log_text().splitlines()[-n:])
 
     def status(self) -> dict:
-        with urllib.request.urlopen(f"{self.base}/status", timeout=5) as r:
+        req = urllib.request.Request(f"{self.base}/status", headers=auth_headers(self.port))
+        with urllib.request.urlopen(req, timeout=5) as r:
             return json.load(r)
 
     def upstream(self, name: str) -> dict | None:
@@ -534,6 +685,9 @@ def raw_request(url: str, body: bytes | None = None, headers: dict[str, str] | N
     h = {"Accept": "application/json, text/event-stream"}
     if body is not None:
         h["Content-Type"] = "application/json"
+    # The token, to an authenticated gateway; not on a CORS preflight (a browser sends none there).
+    if method != "OPTIONS":
+        h |= auth_headers(url)
     h |= headers or {}
     req = urllib.request.Request(url, data=body, headers=h, method=method)
     try:

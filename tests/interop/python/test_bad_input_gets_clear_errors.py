@@ -18,6 +18,7 @@ from conftest import (
     LEGACY,
     MODERN,
     assert_gateway_healthy,
+    auth_headers,
     client_kwargs,
     legacy_post,
     legacy_session,
@@ -292,6 +293,8 @@ def _post_big(url: str, body: bytes) -> tuple[int, bytes]:
         conn.putheader("Content-Type", "application/json")
         conn.putheader("Accept", "application/json, text/event-stream")
         conn.putheader("Content-Length", str(len(body)))
+        for k, v in auth_headers(url).items():
+            conn.putheader(k, v)
         conn.endheaders()
         try:
             conn.send(body)

@@ -37,6 +37,8 @@ from conftest import (
     LEGACY,
     PYTHON,
     Gateway,
+    auth_headers,
+    authed_port,
     children_of,
     client_kwargs,
     cmdline,
@@ -105,7 +107,7 @@ class EventStream:
     def __init__(self, port: int, method: str, headers: dict[str, str], body: dict | None = None) -> None:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         data = None if body is None else json.dumps(body).encode()
-        h = dict(headers)
+        h = auth_headers(port) | dict(headers)
         if data is not None:
             h["Content-Type"] = "application/json"
         self.conn.request(method, "/mcp", body=data, headers=h)
@@ -275,6 +277,7 @@ def test_the_python_client_resumes_a_stream_cut_by_the_network(gw):
     g, upstream = gw
     steps, tag = 8, "py-client-cut"
     proxy = CutProxy(g.port, marker=b"notifications/progress", count=2).start()
+    authed_port(proxy.port)  # the client's token goes through the proxy to the gateway
     seen: list[tuple[float, float | None, str | None]] = []
 
     async def on_progress(progress: float, total: float | None, msg: str | None) -> None:

@@ -13,16 +13,21 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
+from conftest import embedded_default_args
+
 ROOT = Path(__file__).resolve().parents[3]
 GATEWAY = os.environ.get("MCP_EDGE_GATEWAY_BIN", str(ROOT / "target/debug/mcp-edge-gateway"))
 
 
 @pytest.fixture(scope="module")
-def url():
+def url(tmp_path_factory):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    p = subprocess.Popen([GATEWAY, "serve", "--listen", f"127.0.0.1:{port}", "--no-store"], stderr=subprocess.DEVNULL)
+    # In auth mode (MCP_GW_TEST_AUTH=1) the same, from a config file that adds the [auth] section.
+    extra = embedded_default_args(tmp_path_factory.mktemp("embedded"), port)
+    p = subprocess.Popen([GATEWAY, "serve", "--listen", f"127.0.0.1:{port}", "--no-store", *extra],
+                         stderr=subprocess.DEVNULL)
     try:
         for _ in range(200):
             try:

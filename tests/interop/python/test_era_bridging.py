@@ -24,6 +24,7 @@ from conftest import (
     ELICITED_NOTE,
     LEGACY,
     MODERN,
+    auth_headers,
     client_kwargs,
     legacy_post,
     legacy_session,
@@ -133,7 +134,7 @@ def test_legacy_client_gets_a_real_elicitation_request_for_a_modern_upstream(top
                  "params": {"protocolVersion": LEGACY, "capabilities": {"elicitation": {}},
                             "clientInfo": {"name": "raw-legacy", "version": "1"}}}
     req = urllib.request.Request(url, json.dumps(caps_init).encode(), method="POST", headers={
-        "Content-Type": "application/json", "Accept": "application/json, text/event-stream"})
+        "Content-Type": "application/json", "Accept": "application/json, text/event-stream", **auth_headers(url)})
     with urllib.request.urlopen(req, timeout=10) as r:
         sid = r.headers["mcp-session-id"]
         r.read()
@@ -143,7 +144,7 @@ def test_legacy_client_gets_a_real_elicitation_request_for_a_modern_upstream(top
             "params": {"name": "modern__delete_thing", "arguments": {"thing": "raw"}}}
     req = urllib.request.Request(url, json.dumps(call).encode(), method="POST", headers={
         "Content-Type": "application/json", "Accept": "application/json, text/event-stream",
-        "Mcp-Session-Id": sid, "MCP-Protocol-Version": LEGACY})
+        "Mcp-Session-Id": sid, "MCP-Protocol-Version": LEGACY, **auth_headers(url)})
     with urllib.request.urlopen(req, timeout=30) as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
 
@@ -163,7 +164,8 @@ def test_legacy_client_gets_a_real_elicitation_request_for_a_modern_upstream(top
         final = next_message()
     assert final["id"] == 2, final
     assert final["result"]["content"][0]["text"] == "deleted=False note='raw' thing=raw", final
-    urllib.request.urlopen(urllib.request.Request(url, method="DELETE", headers={"Mcp-Session-Id": sid}), timeout=5)
+    urllib.request.urlopen(urllib.request.Request(url, method="DELETE", headers={"Mcp-Session-Id": sid, **auth_headers(url)}),
+                           timeout=5)
 
 
 def test_raw_modern_post_gets_input_required_for_legacy_elicitation(topo):

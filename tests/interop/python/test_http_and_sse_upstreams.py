@@ -23,11 +23,13 @@ from mcp.shared.exceptions import MCPError
 from conftest import (
     CounterServer,
     Gateway,
+    auth_headers,
     client_kwargs,
     raw_request,
     run_async,
     text_of,
     wait_no_connections,
+    with_auth,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -74,7 +76,8 @@ class _Everything:
 
 
 def _status(port: int) -> dict:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=5) as r:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/status", headers=auth_headers(port))
+    with urllib.request.urlopen(req, timeout=5) as r:
         return json.load(r)
 
 
@@ -103,8 +106,8 @@ def http_topology():
         "evsse": {"url": f"http://127.0.0.1:{sse.port}/sse"},
     }}))
     port, log = _free_port(), tmp / "gateway.log"
-    gw = subprocess.Popen([GATEWAY, "serve", "--config", str(cfg), "--listen", f"127.0.0.1:{port}", "--no-store"],
-                          stderr=log.open("w"), stdout=subprocess.DEVNULL)
+    gw = subprocess.Popen([GATEWAY, "serve", "--config", str(with_auth(cfg, port)), "--listen", f"127.0.0.1:{port}",
+                           "--no-store"], stderr=log.open("w"), stdout=subprocess.DEVNULL)
     try:
         _wait_ready(port, {"evhttp", "evsse"}, log)
         yield {"port": port, "http": http, "sse": sse, "log": log, "gateway": gw}

@@ -35,6 +35,7 @@ from conftest import (
     CounterServer,
     Gateway,
     _connectable,
+    bearer,
     free_port,
     modern_post,
     raw_request,
@@ -150,7 +151,9 @@ def slow_rig(tmp_path):
 # ------------------------------------------------------------------------------------------------
 
 class Session:
-    """A legacy (2025-11-25) session opened by hand; `headers` go on every request (Authorization)."""
+    """A legacy (2025-11-25) session opened by hand; `headers` go on every request (Authorization).
+    In auth mode (MCP_GW_TEST_AUTH=1) a session without headers of its own carries the main test
+    principal's token (raw_request adds it): "an anonymous client" below is that principal there."""
 
     def __init__(self, gw: Gateway, headers: dict[str, str] | None = None, capabilities: dict | None = None):
         self.gw = gw
@@ -492,7 +495,7 @@ def test_private_entries_are_not_served_to_another_auth_context(rig):
     rig.counter.start()
     gw = rig.gateway(rig.config(), "gateway")
     gw.wait_state({"counter"}, ready=True, timeout=30)
-    alice = Session(gw, {"Authorization": "Bearer alice"})
+    alice = Session(gw, bearer("alice"))
 
     mine = alice.result("resources/read", {"uri": "counter://private"})
     public = alice.result("resources/read", {"uri": "counter://public"})
@@ -504,7 +507,7 @@ def test_private_entries_are_not_served_to_another_auth_context(rig):
     again = alice.result("resources/read", {"uri": "counter://private"})
     assert text(again) == text(mine) and _cache_meta(again).get("stale") is True, again
 
-    for who, headers in (("bob", {"Authorization": "Bearer bob"}), ("an anonymous client", {})):
+    for who, headers in (("bob", bearer("bob")), ("an anonymous client", {})):
         other = Session(gw, headers)
         # A public entry is shared: the gateway can route and serve for this context...
         shared = other.result("resources/read", {"uri": "counter://public"})
@@ -535,7 +538,7 @@ def test_fresh_private_entries_are_served_only_to_their_own_auth_context(long_tt
     gw.wait_state({"counter"}, ready=True, timeout=30)
     read = {"uri": "counter://private"}
 
-    alice = Session(gw, {"Authorization": "Bearer alice"})
+    alice = Session(gw, bearer("alice"))
     first = alice.result("resources/read", read)
     assert _version(first) == 1, f"the first read of counter://private: {first}"
     hits = gw.status()["cache"]["hits"]
@@ -546,7 +549,7 @@ def test_fresh_private_entries_are_served_only_to_their_own_auth_context(long_tt
 
     sessions = {"alice": alice}
     got = {"alice": text(first)}
-    for who, headers in (("bob", {"Authorization": "Bearer bob"}), ("an anonymous client", {})):
+    for who, headers in (("bob", bearer("bob")), ("an anonymous client", {})):
         s = sessions[who] = Session(gw, headers)
         res = s.result("resources/read", read)
         assert text(res) not in got.values(), (
@@ -556,7 +559,7 @@ def test_fresh_private_entries_are_served_only_to_their_own_auth_context(long_tt
         got[who] = text(res)
 
     # Each context is now served its own entry, in a new session too; the modern era shares it.
-    for who, headers in (("alice", {"Authorization": "Bearer alice"}), ("bob", {"Authorization": "Bearer bob"}),
+    for who, headers in (("alice", bearer("alice")), ("bob", bearer("bob")),
                          ("an anonymous client", {})):
         again = sessions[who].result("resources/read", read)
         assert text(again) == got[who], f"{who} was not served its own entry: {again} (entries: {got})"
@@ -565,7 +568,7 @@ def test_fresh_private_entries_are_served_only_to_their_own_auth_context(long_tt
         msg = modern_post(gw.url, "resources/read", read, headers=headers).rpc()
         assert "result" in msg and text(msg["result"]) == got[who], f"{who}, 2026-07-28: {msg} (entries: {got})"
 
-    carol = Session(gw, {"Authorization": "Bearer carol"}).result("resources/read", read)
+    carol = Session(gw, bearer("carol")).result("resources/read", read)
     assert _version(carol) == 4, f"the upstream served other reads than one per context: {carol} after {got}"
     assert_healthy(gw)
 

@@ -43,6 +43,7 @@ from conftest import (
     MODERN,
     PYTHON,
     Gateway,
+    auth_headers,
     children_of,
     client_kwargs,
     cmdline,
@@ -230,7 +231,8 @@ class SSE:
     def __init__(self, port: int, body: dict, headers: dict[str, str]) -> None:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         self.conn.request("POST", "/mcp", json.dumps(body).encode(), {
-            "Content-Type": "application/json", "Accept": "application/json, text/event-stream", **headers})
+            "Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+            **auth_headers(port), **headers})
         self.resp = self.conn.getresponse()
 
     def next(self) -> dict:

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
+from conftest import AUTH_TOKEN_ENV, TEST_AUTH, auth_headers, embedded_default_args, with_auth
+
 ROOT = Path(__file__).resolve().parents[3]
 GATEWAY = os.environ.get("MCP_EDGE_GATEWAY_BIN", str(ROOT / "target/debug/mcp-edge-gateway"))
 
@@ -38,7 +40,8 @@ def _wait_port(port: int) -> None:
 
 
 def _state(port: int, name: str) -> str | None:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=5) as r:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/status", headers=auth_headers(port))
+    with urllib.request.urlopen(req, timeout=5) as r:
         st = json.load(r)
     return next((u["state"] for u in st["upstreams"] if u["name"] == name), None)
 
@@ -57,10 +60,12 @@ class _Board:
 
     def __init__(self, tmp: Path) -> None:
         self.port, self.log, self.proc = _port(), tmp / "board.log", None
+        # In auth mode the board's /ws needs the token too (see the gateway's upstream headers below).
+        self.args = embedded_default_args(tmp, self.port)
         self.start()
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([GATEWAY, "serve", "--listen", f"127.0.0.1:{self.port}", "--no-store"],
+        self.proc = subprocess.Popen([GATEWAY, "serve", "--listen", f"127.0.0.1:{self.port}", "--no-store", *self.args],
                                      stderr=self.log.open("a"), stdout=subprocess.DEVNULL)
         _wait_port(self.port)
 
@@ -74,9 +79,12 @@ def topo(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ws")
     board = _Board(tmp)
     cfg = tmp / "gateway.toml"
-    cfg.write_text(f'[upstreams.board]\nurl = "ws://127.0.0.1:{board.port}/ws"\n')
+    cfg.write_text(f'[upstreams.board]\nurl = "ws://127.0.0.1:{board.port}/ws"\n'
+                   # auth mode: the gateway's own credential for the board, from its environment
+                   + (f'headers = {{ Authorization = "Bearer ${{{AUTH_TOKEN_ENV}}}" }}\n' if TEST_AUTH else ""))
     port, log = _port(), tmp / "gateway.log"
-    gw = subprocess.Popen([GATEWAY, "serve", "--config", str(cfg), "--listen", f"127.0.0.1:{port}", "--no-store"],
+    gw = subprocess.Popen([GATEWAY, "serve", "--config", str(with_auth(cfg, port)), "--listen", f"127.0.0.1:{port}",
+                           "--no-store"],
                           stderr=log.open("w"), stdout=subprocess.DEVNULL)
     try:
         _wait_port(port)

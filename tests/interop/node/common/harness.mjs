@@ -4,7 +4,7 @@ import { after, before } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
-import { startTopology } from './topology.mjs';
+import { authHeaders, startTopology } from './topology.mjs';
 
 /**
  * Registers before/after hooks that start and stop one topology for the enclosing describe().
@@ -65,8 +65,9 @@ export function recordingFetch(log) {
 /**
  * A v1 (@modelcontextprotocol/sdk 1.32.2) client over Streamable HTTP, with sampling, elicitation and
  * roots declared and handled by the given functions. Returns { client, transport, errors }.
+ * Its requests carry `headers` (default: authHeaders(), the test token in auth mode).
  */
-export async function connectV1(url, { name = 'node-v1-test', onSample, onElicit, roots } = {}) {
+export async function connectV1(url, { name = 'node-v1-test', onSample, onElicit, roots, headers = authHeaders() } = {}) {
   const client = new Client({ name, version: '0.0.1' },
     { capabilities: { sampling: {}, elicitation: { form: {} }, roots: { listChanged: true } } });
   const errors = [];
@@ -80,7 +81,7 @@ export async function connectV1(url, { name = 'node-v1-test', onSample, onElicit
     return onElicit(req.params);
   });
   client.setRequestHandler(ListRootsRequestSchema, async () => ({ roots: roots ?? [{ uri: 'file:///tmp', name: 'tmp' }] }));
-  const transport = new StreamableHTTPClientTransport(url);
+  const transport = new StreamableHTTPClientTransport(url, { requestInit: { headers } });
   await client.connect(transport);
   return { client, transport, errors };
 }

@@ -5,7 +5,11 @@
 //   plus, only when a test asks for them (extraUpstreams), more upstreams, e.g. pagedUpstream().
 // Every process started here is killed by PID in stop(). The gateway's stderr goes to a temp file,
 // printed by dumpLogs() (call it when a test fails).
+// With MCP_GW_TEST_AUTH=1 every gateway started here is authenticated: its config gets a
+// `gateway.auth` section with a static bearer token (random per run, given to the gateway in its
+// environment), and the helpers' own /status requests carry it; clients take authHeaders().
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -27,6 +31,43 @@ export const INSPECTOR_JS = path.join(INTEROP_DIR, 'node_modules', '@modelcontex
 export const STDIO_TAP = path.join(here, 'stdio-tap.mjs');
 /** The client capabilities the gateway declares to its legacy upstreams (src/protocol.rs), for listing one directly. */
 export const GATEWAY_UPSTREAM_CAPABILITIES = { sampling: {}, elicitation: { form: {}, url: {} }, roots: { listChanged: true } };
+
+// ---- Auth mode (MCP_GW_TEST_AUTH=1) ----
+export const TEST_AUTH = process.env.MCP_GW_TEST_AUTH === '1';
+export const AUTH_PRINCIPAL = 'interop-tests';
+/** The variable the gateway reads the test token from (auth.tokens[].token_env). */
+export const AUTH_TOKEN_ENV = 'MCP_GW_TEST_TOKEN';
+const AUTH_TOKEN = TEST_AUTH ? randomBytes(32).toString('base64url') : undefined;
+
+/** `{ authorization: 'Bearer <token>' }` in auth mode, `{}` otherwise: for every request to a gateway started here. */
+export function authHeaders() {
+  return TEST_AUTH ? { authorization: `Bearer ${AUTH_TOKEN}` } : {};
+}
+
+/**
+ * A gateway config (mcpServers JSON) as the gateway gets it: in auth mode with `gateway.auth` (static
+ * token for AUTH_PRINCIPAL, scopes mcp and mcp:admin, so /status and /admin work too), unless it has
+ * an auth section of its own; otherwise unchanged.
+ */
+export function withAuth(config) {
+  if (!TEST_AUTH || config.gateway?.auth) return config;
+  return {
+    ...config,
+    gateway: {
+      ...(config.gateway ?? {}),
+      auth: {
+        scopes: ['mcp'],
+        admin_scopes: ['mcp:admin'],
+        tokens: [{ principal: AUTH_PRINCIPAL, token_env: AUTH_TOKEN_ENV, scopes: ['mcp', 'mcp:admin'] }],
+      },
+    },
+  };
+}
+
+/** The gateway's environment: ours, RUST_LOG=info by default, and in auth mode the token. */
+export function gatewayEnv() {
+  return { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info', ...(TEST_AUTH ? { [AUTH_TOKEN_ENV]: AUTH_TOKEN } : {}) };
+}
 
 /**
  * An extraUpstreams entry for servers/paged_server.mjs over stdio. It logs every list request it gets
@@ -148,12 +189,12 @@ export async function startTopology({ readyTimeoutMs = 30000, proxyModern = fals
     }
     const upstreamNames = Object.keys(config.mcpServers);
     const configPath = path.join(tmp, 'gateway.json');
-    fs.writeFileSync(configPath, JSON.stringify(config, null, 2));
+    fs.writeFileSync(configPath, JSON.stringify(withAuth(config), null, 2));
     topo.gatewayPort = await freePort();
     const gwErr = fs.openSync(topo.gatewayLog, 'w');
     const gw = spawn(GATEWAY_BIN, ['serve', '--config', configPath, '--listen', `127.0.0.1:${topo.gatewayPort}`, '--no-store'], {
       stdio: ['ignore', 'ignore', gwErr],
-      env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info' },
+      env: gatewayEnv(),
     });
     fs.closeSync(gwErr);
     procs.push({ child: gw, name: 'gateway' });
@@ -167,7 +208,7 @@ export async function startTopology({ readyTimeoutMs = 30000, proxyModern = fals
     for (;;) {
       if (gw.exitCode !== null) throw new Error(`gateway exited with code ${gw.exitCode}`);
       try {
-        const r = await fetch(topo.statusUrl);
+        const r = await fetch(topo.statusUrl, { headers: authHeaders() });
         last = await r.text();
         if (r.ok && allReady(JSON.parse(last), upstreamNames)) break;
       } catch { /* not listening yet */ }
@@ -264,19 +305,19 @@ export async function startEverythingHttp(tmp, { name = 'everything-http', env =
 
 /**
  * `mcp-edge-gateway serve --no-store` with the given config object (mcpServers JSON or any other shape
- * the gateway reads), on a free port. Waits until /status shows each of `readyNames` ready and, if
+ * the gateway reads; in auth mode withAuth(config)), on a free port. Waits until /status shows each of `readyNames` ready and, if
  * given, `until(status)` is true. Returns { url, statusUrl, gateway, gatewayLog, status(), gatewayStderr(),
  * dumpLogs(), stop() }; stop() kills the gateway (and so its stdio children) by PID.
  */
 export async function startGateway(tmp, config, { readyNames = Object.keys(config.mcpServers ?? {}), until, readyTimeoutMs = 30000, name = 'gateway' } = {}) {
   const configPath = path.join(tmp, `${name}.json`);
-  fs.writeFileSync(configPath, JSON.stringify(config, null, 2));
+  fs.writeFileSync(configPath, JSON.stringify(withAuth(config), null, 2));
   const port = await freePort();
   const gatewayLog = path.join(tmp, `${name}.stderr.log`);
   const errFd = fs.openSync(gatewayLog, 'w');
   const gw = spawn(GATEWAY_BIN, ['serve', '--config', configPath, '--listen', `127.0.0.1:${port}`, '--no-store'], {
     stdio: ['ignore', 'ignore', errFd],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info' },
+    env: gatewayEnv(),
   });
   fs.closeSync(errFd);
   const g = {
@@ -286,7 +327,7 @@ export async function startGateway(tmp, config, { readyNames = Object.keys(confi
     configPath,
     url: new URL(`http://127.0.0.1:${port}/mcp`),
     statusUrl: `http://127.0.0.1:${port}/status`,
-    async status() { return (await fetch(g.statusUrl)).json(); },
+    async status() { return (await fetch(g.statusUrl, { headers: authHeaders() })).json(); },
     gatewayStderr() { try { return fs.readFileSync(gatewayLog, 'utf8'); } catch { return ''; } },
     dumpLogs() { console.error(`----- ${name} stderr (${gatewayLog}) -----\n${g.gatewayStderr()}\n----- end ${name} stderr -----`); },
     async stop() { await killProc(gw, name); },
@@ -297,7 +338,7 @@ export async function startGateway(tmp, config, { readyNames = Object.keys(confi
     for (;;) {
       if (gw.exitCode !== null) throw new Error(`${name} exited with code ${gw.exitCode}`);
       try {
-        const r = await fetch(g.statusUrl);
+        const r = await fetch(g.statusUrl, { headers: authHeaders() });
         last = await r.text();
         const st = JSON.parse(last);
         if (r.ok && allReady(st, readyNames) && (!until || until(st))) break;
