@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the npm package into pkg/: wasm-pack (no tool downloads: --mode no-install with the pinned
 # wasm-bindgen CLI and the npm binaryen wasm-opt first on PATH), wasm-opt -Oz, then the package
-# assembled from pkg-template/. Prints the sizes.
+# assembled from pkg-template/. Prints the sizes. MCP_GW_NPM_VALIDATE=1: the opt-in build whose default
+# entry validates tool arguments in the page.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 WWW="$ROOT/www"
@@ -27,7 +28,14 @@ build() { # <features> <out dir>
     "$2/mcp_edge_gateway_bg.wasm" -o "$2/mcp_edge_gateway_bg.wasm"
 }
 out="$ROOT/target/wasm-pack"
-build web "$out/web"
+if [ "${MCP_GW_NPM_VALIDATE:-}" = 1 ]; then
+  # Opt-in: the default entry also checks tools/call arguments against inputSchema (jsonschema in
+  # the wasm; see the README for what it costs). Its own target dir: other RUSTFLAGS.
+  CARGO_TARGET_DIR="$ROOT/target/wasm-validate" RUSTFLAGS='--cfg getrandom_backend="wasm_js"' \
+    build web,validate "$out/web"
+else
+  build web "$out/web"
+fi
 build sw "$out/sw"
 
 step "assemble pkg/"

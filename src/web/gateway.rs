@@ -580,6 +580,9 @@ fn build(config: &JsValue, storage: Option<(IdbStore, Snapshot, Option<Function>
     }
 
     let mut engine = Engine::new(core).map_err(|e| type_error(&e.to_string()))?;
+    // The opt-in build (`MCP_GW_NPM_VALIDATE=1 scripts/build-npm.sh`) checks tool arguments in the page.
+    #[cfg(feature = "validate")]
+    engine.set_validator(Box::new(crate::validate::SchemaValidator::new()));
     let mut seed = [0u8; 32];
     fill_random(&mut seed)?;
     engine.seed(seed);
