@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 /// The metadata document's path; its path form for `/mcp` adds `/mcp`.
 pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
 
+/// A refused request's body is read up to this much before answering (beyond, the connection closes).
+const DRAIN_BYTES: usize = 64 * 1024;
+
 pub struct AuthState {
     auth: Auth,
     keys: Mutex<Option<Arc<Keys>>>,
@@ -174,6 +177,11 @@ pub async fn require(State(app): State<Arc<App>>, mut req: Request, next: Next) 
         }
         Err(d) => {
             tracing::info!(path = %req.uri().path(), status = d.status, "refused: {}", d.description);
+            let (parts, body) = req.into_parts();
+            // Read what the client is sending (bounded) so the connection stays usable for its next
+            // request (OAuth discovery follows on the same connection); else close it cleanly.
+            let drained = tokio::time::timeout(Duration::from_secs(2), axum::body::to_bytes(body, DRAIN_BYTES)).await;
+            let req = Request::from_parts(parts, axum::body::Body::empty());
             let challenge = state.auth.challenge(&d, &state.metadata_url, need);
             let body = serde_json::json!({
                 "error": d.error.unwrap_or("invalid_request"),
@@ -181,6 +189,9 @@ pub async fn require(State(app): State<Arc<App>>, mut req: Request, next: Next) 
             });
             let status = StatusCode::from_u16(d.status).unwrap_or(StatusCode::UNAUTHORIZED);
             let mut resp = (status, axum::Json(body)).into_response();
+            if !matches!(drained, Ok(Ok(_))) {
+                resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             if let Ok(v) = HeaderValue::from_str(&challenge) {
                 resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
             }
