@@ -87,6 +87,28 @@ fn a_burst_over_the_rate_waits_and_another_principal_is_unaffected() {
 }
 
 #[test]
+fn sessions_per_principal_are_bounded() {
+    let mut sim = sim_with(json!({}), json!({"max_sessions_per_principal": 2}));
+    let init =
+        json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}});
+    let mut open = Vec::new();
+    for i in 0..3 {
+        let s = sim.gw.open_session(0);
+        sim.gw.set_session_principal(s, Principal::new("a", vec![]));
+        open.push((s, sim.call(s, Id::Num(i), "initialize", init.clone())));
+    }
+    assert!(open[0].1.is_ok() && open[1].1.is_ok());
+    assert_eq!(open[2].1.as_ref().unwrap_err().code, code::RATE_LIMITED);
+    let b = sim.gw.open_session(0);
+    sim.gw.set_session_principal(b, Principal::new("b", vec![]));
+    sim.call(b, Id::Num(1), "initialize", init.clone()).unwrap();
+    sim.gw.close_session(0, open[0].0);
+    let again = sim.gw.open_session(0);
+    sim.gw.set_session_principal(again, Principal::new("a", vec![]));
+    sim.call(again, Id::Num(1), "initialize", init).unwrap();
+}
+
+#[test]
 fn calls_in_flight_per_session_are_bounded() {
     let mut sim = sim_with(json!({}), json!({"max_in_flight_per_session": 2}));
     sim.servers[0].hung = true;

@@ -149,6 +149,9 @@ impl Gateway {
     }
 
     pub(super) fn initialize(&mut self, s: SessionId, id: Id, params: Option<Value>) {
+        if let Some(e) = self.over_sessions(s) {
+            return self.reply_err(s, id, e);
+        }
         let p = params.unwrap_or(json!({}));
         // `check_params` made sure `protocolVersion` is a string.
         let requested = p.get("protocolVersion").and_then(Value::as_str).unwrap_or_default();

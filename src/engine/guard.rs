@@ -44,6 +44,21 @@ impl Gateway {
         )
     }
 
+    /// The session's principal has as many initialized sessions as it may.
+    pub(super) fn over_sessions(&self, s: SessionId) -> Option<ErrorObject> {
+        let max = self.cfg.limits.max_sessions_per_principal?;
+        let name = &self.session_principal(s)?.name;
+        let n = self
+            .sessions
+            .iter()
+            .filter(|(x, v)| **x != s && v.legacy_initialized && v.principal.as_ref().is_some_and(|p| &p.name == name))
+            .count();
+        (n >= max).then(|| {
+            err(code::RATE_LIMITED, format!("Too many sessions for principal {name:?} (limit {max}); end one first"))
+                .with_data(json!({"retryAfterMs": 60_000, "limit": max}))
+        })
+    }
+
     /// The session has as many calls in flight as it may.
     pub(super) fn over_in_flight(&self, s: SessionId) -> Option<ErrorObject> {
         let max = self.cfg.limits.max_in_flight_per_session?;

@@ -626,7 +626,8 @@ impl HttpServer {
                 if matches!(message, Message::Error { .. }) {
                     self.by_engine.remove(&engine);
                     gw.close_session(now, engine);
-                    return self.json(st, 400, &message, Vec::new(), &cors);
+                    let (status, extra) = limit::rate_limited(&message).map_or((400, Vec::new()), |h| (429, h));
+                    return self.json(st, status, &message, extra, &cors);
                 }
                 let key = self.new_key();
                 let version = gw.session_version(engine).unwrap_or(protocol::HTTP_DEFAULT_LEGACY).to_string();
