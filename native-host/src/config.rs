@@ -34,7 +34,23 @@
 //!
 //! [cache]
 //! max_bytes = 8388608                      # LRU cap on cached results
+//!
+//! [auth]                                   # read by the core (mcp_edge_gateway::auth), secrets here
+//! issuer = "https://auth.example"
+//! [[auth.tokens]]
+//! principal = "kitchen-agent"
+//! token_env = "GW_TOKEN_KITCHEN"
+//!
+//! [[policy.rules]]                         # mcp_edge_gateway::policy
+//! principals = ["kitchen-agent"]
+//! allow = ["edge__*"]
+//!
+//! [limits]                                 # mcp_edge_gateway::limits
+//! requests_per_minute = 600
 //! ```
+//!
+//! Upstream `headers` values may hold `${ENV_VAR}` or `${file:/path}`; an HTTP upstream may have
+//! `oauth = { token_url, client_id, client_secret_env | client_secret_file, scopes, resource }`.
 
 use mcp_edge_gateway::auth::AuthConfig;
 use mcp_edge_gateway::config::{read_groups, read_sampling, read_upstream};
@@ -423,6 +439,56 @@ fn read_oauth(at: &str, v: &serde_json::Value, env: &dyn Fn(&str) -> Option<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auth_policy_and_limits_are_read_and_bad_ones_name_their_key() {
+        let text = r#"
+            [auth]
+            issuer = "https://auth.example"
+            audience = "https://pi.local:8787/mcp"
+            [[auth.tokens]]
+            principal = "kitchen-agent"
+            token_env = "GW_TOKEN_KITCHEN"
+            scopes = ["mcp"]
+            [[policy.rules]]
+            principals = ["kitchen-agent"]
+            allow = ["edge__*"]
+            [limits]
+            requests_per_minute = 60
+            [upstreams.w]
+            url = "http://127.0.0.1:9/mcp"
+            headers = { Authorization = "Bearer ${UP}" }
+        "#;
+        let mut c = HostConfig::from_toml(text).unwrap();
+        let env = |k: &str| match k {
+            "GW_TOKEN_KITCHEN" => Some("kitchen-token-0123456789".to_string()),
+            "UP" => Some("up-secret".to_string()),
+            _ => None,
+        };
+        c.read_secrets(false, text, &env).unwrap();
+        let a = c.auth.as_ref().unwrap();
+        assert_eq!(
+            (a.issuer.as_deref(), a.tokens[0].principal.as_str()),
+            (Some("https://auth.example"), "kitchen-agent")
+        );
+        assert_eq!(c.gateway.policy.rules.len(), 1);
+        assert_eq!(c.gateway.limits.requests_per_minute, Some(60));
+        assert!(
+            matches!(&c.transports[0], Transport::Http { headers, .. } if headers["Authorization"] == "Bearer up-secret")
+        );
+        assert!(
+            !format!("{c:?}").contains("kitchen-token") && !format!("{c:?}").contains("up-secret"),
+            "secrets stay out of Debug"
+        );
+        let e = c.read_secrets(false, text, &|_| None).unwrap_err();
+        assert!(e.contains("auth.tokens[0].token_env") && e.contains("GW_TOKEN_KITCHEN"), "{e}");
+        let bad = text.replace("allow = ", "alow = ");
+        assert!(HostConfig::from_toml(&bad).unwrap_err().contains("policy.rules[0].alow"));
+        let j = r#"{"mcpServers": {}, "gateway": {"policy": {"rules": [{"principals": ["a"]}]}}}"#;
+        assert!(HostConfig::from_json(j).unwrap_err().contains("gateway.policy.rules[0]"));
+        let j = r#"{"mcpServers": {}, "gateway": {"limits": {"requests_per_minute": "x"}}}"#;
+        assert!(HostConfig::from_json(j).unwrap_err().contains("gateway.limits.requests_per_minute"));
+    }
 
     #[test]
     fn reads_claude_desktop_json() {

@@ -57,6 +57,18 @@ CONFIG FILES
       url = \"https://llm.example/v1\"
       api_key_env = \"CLOUD_LLM_KEY\"                   # or api_key_file; never the key itself
       model = \"big-model\"
+      [auth]                                           # needed to listen beyond loopback
+      issuer = \"https://auth.example\"                # OAuth server issuing JWT access tokens
+      audience = \"https://pi.local:8787/mcp\"         # this gateway's canonical URI
+      scopes = [\"mcp\"]                               # admin_scopes = [\"mcp:admin\"] for /status, /admin
+      [[auth.tokens]]                                  # static bearer tokens
+      principal = \"kitchen-agent\"
+      token_env = \"GW_TOKEN_KITCHEN\"                 # or token_file
+      [[policy.rules]]                                 # which exposed names a principal may use
+      principals = [\"kitchen-agent\"]
+      allow = [\"edge__*\"]
+      [limits]
+      requests_per_minute = 600                        # per principal; 429 with Retry-After beyond
 
   JSON, as Claude Desktop, Cursor and others write it (the key is the upstream's name):
       { \"mcpServers\": {
@@ -69,6 +81,7 @@ ENDPOINTS (serve)
   POST/GET/DELETE /mcp   Streamable HTTP, both eras      GET /status   upstream status (JSON)
   GET /ws                WebSocket, one JSON-RPC message per text frame, both eras
   GET /healthz           liveness
+  GET /.well-known/oauth-protected-resource[/mcp]   OAuth protected resource metadata (with [auth])
 
 Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more.";
 

@@ -14,8 +14,8 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 /// How an upstream is reached. Which of these a host can drive is its own business (the browser has
-/// no processes).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// no processes). `Debug` shows header names, never their values (they hold credentials).
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Transport {
     /// A child process speaking MCP on its stdin and stdout.
@@ -28,6 +28,29 @@ pub enum Transport {
     WebSocket { url: String },
     /// Tools built into the host, by name (`"edge"`).
     Builtin(String),
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = |h: &BTreeMap<String, String>| h.keys().map(|k| format!("{k}: <redacted>")).collect::<Vec<_>>();
+        match self {
+            Transport::Stdio { command, args, env, cwd } => f
+                .debug_struct("Stdio")
+                .field("command", command)
+                .field("args", args)
+                .field("env", &env.keys().collect::<Vec<_>>())
+                .field("cwd", cwd)
+                .finish(),
+            Transport::Http { url, headers } => {
+                f.debug_struct("Http").field("url", url).field("headers", &names(headers)).finish()
+            }
+            Transport::Sse { url, headers } => {
+                f.debug_struct("Sse").field("url", url).field("headers", &names(headers)).finish()
+            }
+            Transport::WebSocket { url } => f.debug_struct("WebSocket").field("url", url).finish(),
+            Transport::Builtin(b) => f.debug_tuple("Builtin").field(b).finish(),
+        }
+    }
 }
 
 /// Read the upstream `name` from `entry`; `at` is where the entry sits in its file, for messages
