@@ -262,7 +262,10 @@ impl HostConfig {
         for (i, spec) in self.gateway.upstreams.iter().enumerate() {
             let entry = ups.and_then(|u| u.get(&spec.name));
             let at = format!("{ups_at}.{}", spec.name);
-            if let Transport::Http { headers, .. } | Transport::Sse { headers, .. } = &mut self.transports[i] {
+            if let Transport::Http { headers, .. }
+            | Transport::Sse { headers, .. }
+            | Transport::WebSocket { headers, .. } = &mut self.transports[i]
+            {
                 for (k, v) in headers.iter_mut() {
                     *v = crate::secrets::expand(&format!("{at}.headers.{k}"), v, env)?;
                 }
@@ -585,7 +588,7 @@ mod tests {
         assert_eq!(t.strip_prefix("upstreams.a.era: "), j.strip_prefix("mcpServers.a.era: "), "{t} / {j}");
         assert!(t.starts_with("upstreams.a.era: must be"), "{t}");
         let ws = HostConfig::from_json(r#"{"mcpServers": {"w": {"url": "ws://h/ws"}}}"#).unwrap();
-        assert!(matches!(&ws.transports[0], Transport::WebSocket { url } if url == "ws://h/ws"));
+        assert!(matches!(&ws.transports[0], Transport::WebSocket { url, .. } if url == "ws://h/ws"));
         let b = HostConfig::from_toml("[upstreams.e]\nbuiltin = 'kitchen'\n").unwrap_err();
         assert!(b.starts_with("upstreams.e.builtin:"), "{b}");
     }

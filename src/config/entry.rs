@@ -24,8 +24,8 @@ pub enum Transport {
     Http { url: String, headers: BTreeMap<String, String> },
     /// The legacy HTTP+SSE transport (2024-11-05).
     Sse { url: String, headers: BTreeMap<String, String> },
-    /// One JSON-RPC message per WebSocket text frame.
-    WebSocket { url: String },
+    /// One JSON-RPC message per WebSocket text frame; `headers` go with the upgrade request.
+    WebSocket { url: String, headers: BTreeMap<String, String> },
     /// Tools built into the host, by name (`"edge"`).
     Builtin(String),
 }
@@ -47,7 +47,9 @@ impl std::fmt::Debug for Transport {
             Transport::Sse { url, headers } => {
                 f.debug_struct("Sse").field("url", url).field("headers", &names(headers)).finish()
             }
-            Transport::WebSocket { url } => f.debug_struct("WebSocket").field("url", url).finish(),
+            Transport::WebSocket { url, headers } => {
+                f.debug_struct("WebSocket").field("url", url).field("headers", &names(headers)).finish()
+            }
             Transport::Builtin(b) => f.debug_tuple("Builtin").field(b).finish(),
         }
     }
@@ -92,9 +94,9 @@ pub fn read_upstream(
         (Some("http" | "streamable-http" | "streamablehttp" | "streamable_http"), None, Some(url), None) => {
             Transport::Http { url, headers: headers()? }
         }
-        (Some("websocket" | "ws"), None, Some(url), None) => Transport::WebSocket { url },
+        (Some("websocket" | "ws"), None, Some(url), None) => Transport::WebSocket { url, headers: headers()? },
         (None, None, Some(url), None) if url.starts_with("ws://") || url.starts_with("wss://") => {
-            Transport::WebSocket { url }
+            Transport::WebSocket { url, headers: headers()? }
         }
         (None, None, Some(url), None) if url.trim_end_matches('/').ends_with("/sse") => {
             Transport::Sse { url, headers: headers()? }

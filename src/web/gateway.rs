@@ -536,7 +536,12 @@ fn build(config: &JsValue, storage: Option<(IdbStore, Snapshot, Option<Function>
         };
         kinds.push(match transport {
             Transport::Http { url, headers } => Kind::Http(url, headers),
-            Transport::WebSocket { url } => Kind::Ws(url),
+            Transport::WebSocket { url, headers } if headers.is_empty() => Kind::Ws(url),
+            Transport::WebSocket { .. } => {
+                return Err(type_error(&format!(
+                    "{at}.headers: a browser's WebSocket cannot send headers; authenticate another way (a token in the server's own protocol)"
+                )))
+            }
             Transport::Sse { .. } => {
                 return Err(type_error(&format!(
                     "{at}: the legacy HTTP+SSE transport is native only; give `transport: \"http\"` if the url speaks Streamable HTTP"

@@ -33,8 +33,8 @@ pub fn spawn_all(
             Transport::Sse { url, headers } => {
                 tokio::spawn(sse::run(h, u, name, url, headers));
             }
-            Transport::WebSocket { url } => {
-                tokio::spawn(ws::run(h, u, name, url, max_frame));
+            Transport::WebSocket { url, headers } => {
+                tokio::spawn(ws::run(h, u, name, url, headers, max_frame));
             }
             Transport::Builtin(_) => {
                 tokio::spawn(builtin::run(h, u));

@@ -10,11 +10,18 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
-pub async fn run(h: Handle, u: UpstreamId, name: String, url: String, max_frame: usize) {
+pub async fn run(
+    h: Handle,
+    u: UpstreamId,
+    name: String,
+    url: String,
+    headers: std::collections::BTreeMap<String, String>,
+    max_frame: usize,
+) {
     let mut backoff = Backoff::new();
     loop {
         let started = tokio::time::Instant::now();
-        let why = run_once(&h, u, &url, max_frame).await;
+        let why = run_once(&h, u, &url, &headers, max_frame).await;
         h.send(Cmd::UpstreamDown(u, why.clone()));
         if started.elapsed() > Duration::from_secs(30) {
             backoff.reset();
@@ -25,11 +32,33 @@ pub async fn run(h: Handle, u: UpstreamId, name: String, url: String, max_frame:
     }
 }
 
-async fn run_once(h: &Handle, u: UpstreamId, url: &str, max_frame: usize) -> String {
+async fn run_once(
+    h: &Handle,
+    u: UpstreamId,
+    url: &str,
+    headers: &std::collections::BTreeMap<String, String>,
+    max_frame: usize,
+) -> String {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = match url.into_client_request() {
+        Ok(r) => r,
+        Err(e) => return format!("bad WebSocket URL {url}: {e}"),
+    };
+    for (k, v) in headers {
+        match (
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()),
+            tokio_tungstenite::tungstenite::http::HeaderValue::from_str(v),
+        ) {
+            (Ok(k), Ok(v)) => {
+                req.headers_mut().insert(k, v);
+            }
+            _ => return format!("header {k:?} of {url} is not a valid HTTP header"),
+        }
+    }
     let cfg = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .max_message_size(Some(max_frame))
         .max_frame_size(Some(max_frame));
-    let (socket, _) = match tokio_tungstenite::connect_async_with_config(url, Some(cfg), false).await {
+    let (socket, _) = match tokio_tungstenite::connect_async_with_config(req, Some(cfg), false).await {
         Ok(s) => s,
         Err(e) => return format!("cannot reach {url}: {e}"),
     };

@@ -533,6 +533,7 @@ class Gateway:
                 self.proc.wait(10)
         if self in _LIVE_GATEWAYS:
             _LIVE_GATEWAYS.remove(self)
+        _AUTH_PORTS.discard(self.port)  # the port may serve something else next
 
 
 @dataclass

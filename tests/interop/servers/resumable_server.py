@@ -231,15 +231,16 @@ class Handler(BaseHTTPRequestHandler):
         with STATE.lock:
             missed = [(seq, data) for seq, data in call.events if seq > n]
         for seq, data in missed:
-            self.chunk(sse(f"p{k}-{seq}", data))
             with STATE.lock:
                 entry["sent_ids"].append(f"p{k}-{seq}")
+            self.chunk(sse(f"p{k}-{seq}", data))
         call.done.wait(10)
         if call.response is not None:
-            self.chunk(sse(f"p{k}-2", call.response))
+            # Logged before it is written: a client that has the answer must find it in /log.
             with STATE.lock:
                 entry["sent_ids"].append(f"p{k}-2")
                 call.entry["response_id"] = call.request_id
+            self.chunk(sse(f"p{k}-2", call.response))
         self.end_sse()
         with STATE.lock:
             entry["t_end"] = time.monotonic()
