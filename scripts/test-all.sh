@@ -5,6 +5,8 @@ start=$(date +%s)
 "$ROOT/scripts/setup.sh"
 "$ROOT/scripts/build.sh"
 "$ROOT/scripts/test-rust.sh"
+# Every fuzz target briefly (and every kept crash input once); README "Fuzzing" has the long runs.
+"$ROOT/scripts/fuzz.sh" 15
 "$ROOT/scripts/build-npm.sh"
 "$ROOT/scripts/test-wasm.sh"
 "$ROOT/scripts/test-interop.sh"

@@ -91,7 +91,8 @@ impl HttpServer {
                 )
                 .with_data(serde_json::json!({ "inDoubt": true }));
                 let seq = s.seqs.entry(number).or_insert(0);
-                *seq += 1;
+                // A damaged state may hold any number here (fuzz/regressions/store_restore).
+                *seq = seq.saturating_add(1);
                 s.events.push_back(Stored { stream: number, seq: *seq, data: Message::error(Some(id), e).to_json() });
                 s.finished.push(number);
             }
