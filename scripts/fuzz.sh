@@ -84,9 +84,10 @@ printf '%-14s %12s %8s %8s %8s %8s\n' target executions exec/s cov ft corpus >&2
 for t in "${TARGETS[@]}"; do
   log="$LOGS/$t.log"
   rc="$(cat "$LOGS/$t.rc" 2>/dev/null || echo 1)"
+  # (A target that failed on its regressions never fuzzed: its log has no progress lines.)
   execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)"
   rate="$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)"
-  last="$(grep -E '^#[0-9]+' "$log" | tail -1)"
+  last="$(grep -E '^#[0-9]+' "$log" | tail -1 || true)"
   cov="$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")"
   ft="$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")"
   corp="$(sed -n 's/.* corp: \([0-9]*\).*/\1/p' <<<"$last")"

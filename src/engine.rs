@@ -289,8 +289,8 @@ pub struct Gateway {
     replay: Vec<Replay>,
     /// `tasks/result` requests waiting for their entry to finish.
     waiters: Vec<(u64, Waiter)>,
-    /// Wall-clock milliseconds minus host milliseconds.
-    wall_offset: i64,
+    /// Wall-clock milliseconds minus host milliseconds (wide: both are any `u64`).
+    wall_offset: i128,
     next_ticket: u64,
     /// Store batches not reported yet, oldest first (they are reported in order).
     tickets: VecDeque<(u64, StoreWait)>,

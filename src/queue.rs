@@ -132,6 +132,11 @@ impl Queue {
 pub const POLL_INTERVAL_MS: u64 = 2_000;
 
 impl Entry {
+    /// When a finished entry is dropped (wall clock; a TTL past the end of time keeps it forever).
+    pub fn expires(&self) -> u64 {
+        self.updated.saturating_add(self.ttl_ms)
+    }
+
     /// The stored form. (Written by hand rather than derived: serde's derives cost the browser
     /// package kilobytes.)
     pub fn to_json(&self) -> String {

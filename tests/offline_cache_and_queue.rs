@@ -228,6 +228,30 @@ fn a_legacy_client_asking_for_a_task_gets_one_and_can_cancel_it() {
     assert_eq!(e.code, -32602);
 }
 
+/// Found by fuzzing (`fuzz/regressions/engine/task-ttl-above-i64-max-deadline-stays-due`): a
+/// finished task's expiry past `i64::MAX` wrapped to a deadline at 0 that `handle_timeout` never
+/// cleared, so a host would spin on it.
+#[test]
+fn a_task_ttl_past_the_end_of_time_keeps_the_task_and_no_deadline_stays_due() {
+    for ttl in [u64::MAX, i64::MAX as u64 + 1, 10_000_000_000_000_000_000] {
+        let mut sim = offline_sim(&["echo"]);
+        sim.gw.set_wall_clock(0, 1_800_000_000_000);
+        let s = sim.legacy_client(json!({"tasks": {"requests": {"tools": {"call": {}}}}}));
+        let call = json!({"name": "a__echo", "arguments": {}, "task": {"ttl": ttl}});
+        let r = sim.call(s, Id::Num(1), "tools/call", call).unwrap();
+        let id = r["task"]["taskId"].as_str().expect("a task").to_string();
+        sim.connect(0);
+        for _ in 0..3 {
+            sim.advance(3_600_000);
+            if let Some(t) = sim.gw.poll_timeout() {
+                assert!(t > sim.now, "ttl {ttl}: a deadline at {t} is still due at {}", sim.now);
+            }
+        }
+        let r = sim.call(s, Id::Num(2), "tasks/get", json!({"taskId": id})).unwrap();
+        assert_eq!(r["status"], json!("completed"), "ttl {ttl}: {r}");
+    }
+}
+
 #[test]
 fn queued_calls_belong_to_their_auth_context() {
     let mut sim = offline_sim(&["echo"]);

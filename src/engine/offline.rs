@@ -71,11 +71,19 @@ impl Gateway {
     /// Cache ages and task timestamps survive restarts in wall-clock time; everything else uses
     /// `now`. [`Gateway::restore`] does this too.
     pub fn set_wall_clock(&mut self, now: Millis, wall_ms: u64) {
-        self.wall_offset = wall_ms as i64 - now as i64;
+        self.wall_offset = i128::from(wall_ms) - i128::from(now);
     }
 
+    /// The wall clock at host time `now` (0 before the epoch, `u64::MAX` past its end).
     pub(super) fn wall(&self, now: Millis) -> u64 {
-        (now as i64 + self.wall_offset).max(0) as u64
+        (i128::from(now) + self.wall_offset).clamp(0, i128::from(u64::MAX)) as u64
+    }
+
+    /// The host time at which the wall clock reads `wall`: the inverse of [`Gateway::wall`], so a
+    /// deadline computed from a wall-clock expiry is due exactly when the expiry has passed. `None`
+    /// when that is past the end of host time (it never comes).
+    fn host_time(&self, wall: u64) -> Option<Millis> {
+        u64::try_from((i128::from(wall) - self.wall_offset).max(0)).ok()
     }
 
     /// Take back what a store kept: cached results, queued calls, known tools. Call once, before any
@@ -114,7 +122,7 @@ impl Gateway {
                     format!("queued call {} is for upstream {:?}, which is no longer configured", e.id, e.upstream),
                 );
             }
-            self.next_seq = self.next_seq.max(e.seq + 1);
+            self.next_seq = self.next_seq.max(e.seq.saturating_add(1));
             self.queue.insert(e.seq, e);
         }
         for (k, v) in snap.table(Table::Meta) {
@@ -538,7 +546,11 @@ impl Gateway {
         if !(unreachable || backlog || wants_task) {
             return false;
         }
-        if self.queue.values().filter(|e| !e.state.terminal()).count() >= self.cfg.queue_max_entries {
+        // (The second test holds only after a damaged store put a sequence number at `u64::MAX`:
+        // the next one would overwrite that entry.)
+        if self.queue.values().filter(|e| !e.state.terminal()).count() >= self.cfg.queue_max_entries
+            || self.queue.get(&self.next_seq).is_some()
+        {
             let e = err(code::UPSTREAM_UNAVAILABLE, "the call could not be queued: the offline queue is full")
                 .with_data(json!({"upstream": self.uname(u)}));
             self.reply_err(s, id.clone(), e);
@@ -575,7 +587,7 @@ impl Gateway {
             result: None,
             error: None,
         };
-        self.next_seq += 1;
+        self.next_seq = self.next_seq.saturating_add(1);
         let put = entry_put(&entry);
         self.persist(
             vec![put],
@@ -758,8 +770,8 @@ impl Gateway {
                 t = Some(t.map_or(r.next_try, |x| x.min(r.next_try)));
             }
         }
-        if let Some(exp) = self.queue.values().filter(|e| e.state.terminal()).map(|e| e.updated + e.ttl_ms).min() {
-            let at = (exp as i64 - self.wall_offset).max(0) as u64;
+        let expiry = self.queue.values().filter(|e| e.state.terminal()).map(Entry::expires).min();
+        if let Some(at) = expiry.and_then(|exp| self.host_time(exp)) {
             t = Some(t.map_or(at, |x| x.min(at)));
         }
         t
@@ -768,7 +780,7 @@ impl Gateway {
     pub(super) fn offline_timeout(&mut self, now: Millis) {
         let wall = self.wall(now);
         let expired: Vec<u64> =
-            self.queue.values().filter(|e| e.state.terminal() && e.updated + e.ttl_ms <= wall).map(|e| e.seq).collect();
+            self.queue.values().filter(|e| e.state.terminal() && e.expires() <= wall).map(|e| e.seq).collect();
         if !expired.is_empty() {
             let mut ops = Vec::new();
             for seq in expired {

@@ -501,7 +501,7 @@ impl HttpServer {
             .map(|e| (e.seq, e.data.clone()))
             .collect();
         if number == STANDALONE {
-            session.undelivered_from = session.seqs.get(&STANDALONE).copied().unwrap_or(0) + 1;
+            session.undelivered_from = session.seqs.get(&STANDALONE).copied().unwrap_or(0).saturating_add(1);
         }
         let retry = self.cfg.retry_ms;
         if let Some(old) = old {
@@ -733,7 +733,7 @@ impl HttpServer {
             None
         } else {
             let seq = session.seqs.entry(number).or_insert(0);
-            *seq += 1;
+            *seq = seq.saturating_add(1); // a restored state may hold any number
             let seq = *seq;
             session.events.push_back(Stored { stream: number, seq, data: data.clone() });
             self.dirty = true;
