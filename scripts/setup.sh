@@ -15,6 +15,13 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver
 fi
 
+step "systemd-analyze (Debian's systemd package) to verify the service unit"
+if ! command -v systemd-analyze >/dev/null; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends systemd
+fi
+
 step "wasm-bindgen CLI (the version in Cargo.lock) and wasm-pack, from crates.io"
 WBG=$(grep -A1 'name = "wasm-bindgen"' "$ROOT/Cargo.lock" | sed -n 's/version = "\(.*\)"/\1/p')
 if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WBG" ]; then

@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod check;
 mod config;
 mod driver;
 mod http;
@@ -117,17 +118,38 @@ enum Command {
         #[command(flatten)]
         storage: StorageArgs,
     },
+    /// Read a configuration as `serve` would and print what it would serve (secrets by name only).
+    /// Exits 0 when it is valid, else 2 with a message naming the key at fault.
+    CheckConfig {
+        /// TOML config, or JSON with an `mcpServers` object.
+        file: PathBuf,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
 }
 
 #[derive(clap::Args)]
 struct StorageArgs {
     /// Directory of the SQLite store (cache and offline queue). Default: the config's
-    /// `[storage] data_dir`, else $XDG_DATA_HOME/mcp-edge-gateway (~/.local/share/mcp-edge-gateway).
+    /// `[storage] data_dir`, else one per config file under $XDG_DATA_HOME/mcp-edge-gateway
+    /// (~/.local/share/mcp-edge-gateway/configs/<name>-<hash of its path>; the base directory itself
+    /// with no config).
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Keep the cache and the offline queue in memory only (lost when the gateway stops).
     #[arg(long, conflicts_with = "data_dir")]
     no_store: bool,
+    /// The config file the gateway was started with (it picks the default data directory).
+    #[arg(skip)]
+    config: Option<PathBuf>,
+}
+
+impl StorageArgs {
+    /// Where the store lives: --data-dir, else the config's `[storage] data_dir`, else the default
+    /// for this config file.
+    fn data_dir(&self, cfg: &HostConfig) -> Option<PathBuf> {
+        self.data_dir.clone().or(cfg.data_dir.clone()).or_else(|| store::default_data_dir_for(self.config.as_deref()))
+    }
 }
 
 fn init_logging() {
@@ -149,16 +171,29 @@ fn main() -> std::process::ExitCode {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
     let result = rt.block_on(async move {
         match cli.command {
-            Command::Serve { config, listen, allow_unauthenticated, storage } => {
+            Command::Serve { config, listen, allow_unauthenticated, mut storage } => {
+                storage.config = config.clone();
                 let cfg = load(config)?;
                 let addr = listen.or(cfg.listen.clone()).unwrap_or_else(|| "127.0.0.1:8787".into());
                 serve(cfg, &addr, allow_unauthenticated, &storage).await
             }
-            Command::Stdio { config, storage } => {
+            Command::Stdio { config, mut storage } => {
+                storage.config = config.clone();
                 let cfg = load(config)?;
                 let handle = start(&cfg, &storage, true)?;
                 stdio::serve(handle.clone()).await;
                 handle.shutdown().await;
+                Ok(())
+            }
+            Command::CheckConfig { file, mut storage } => {
+                storage.config = Some(file.clone());
+                let cfg = HostConfig::load(&file)?;
+                let store = match storage.data_dir(&cfg) {
+                    _ if storage.no_store => "memory only (--no-store)".to_string(),
+                    Some(d) => d.join(store::FILE_NAME).display().to_string(),
+                    None => "no data directory known: give --data-dir, or run with --no-store".to_string(),
+                };
+                print!("{}", check::describe(&cfg, &file, &store));
                 Ok(())
             }
         }
@@ -190,7 +225,7 @@ fn start(cfg: &HostConfig, storage: &StorageArgs, stdio: bool) -> Result<driver:
         tracing::info!("no store: the cache and the offline queue live in memory only");
         None
     } else {
-        let dir = storage.data_dir.clone().or(cfg.data_dir.clone()).or_else(store::default_data_dir).ok_or(
+        let dir = storage.data_dir(cfg).ok_or(
             "no data directory: set --data-dir (or $XDG_DATA_HOME / $HOME), or run with --no-store".to_string(),
         )?;
         let path = dir.join(store::FILE_NAME);
@@ -306,9 +341,15 @@ async fn serve(
     );
     let handle = app.handle.clone();
     let stopping = handle.clone();
+    let stop = shutdown_signal();
+    // Listening, the store open: ready (systemd's Type=notify; nothing without $NOTIFY_SOCKET).
+    #[cfg(unix)]
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     // Graceful shutdown waits for every response: open streams (GET streams, listens) end first.
     let signal = async move {
-        shutdown_signal().await;
+        stop.await;
+        #[cfg(unix)]
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
         stopping.send(driver::Cmd::HttpShutdown);
     };
     let served = axum::serve(listener, http::router(app)).with_graceful_shutdown(signal).await;
@@ -316,15 +357,27 @@ async fn serve(
     served.map_err(|e| e.to_string())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// The signals that stop the gateway, registered now (before it says it is ready), so a SIGTERM
+/// that comes at once is a graceful stop rather than the default kill.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
-        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    let signals = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    };
+    async move {
+        #[cfg(unix)]
+        match signals {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+            }
+            _ => {
+                tracing::warn!("cannot handle SIGTERM/SIGINT: stopping on Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutting down");
 }

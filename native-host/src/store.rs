@@ -292,6 +292,30 @@ pub fn default_data_dir() -> Option<PathBuf> {
     data_dir_from(std::env::var_os("XDG_DATA_HOME"), std::env::var_os("HOME"), std::env::var_os("APPDATA"))
 }
 
+/// The default data directory of a gateway started with `config` (`None`: the embedded
+/// defaults, which keep the base directory itself). Each config file gets its own,
+/// `configs/<file stem>-<hash of its absolute path>`, so two gateways with different
+/// configurations run side by side; two with the same one share it (and the second `serve` is
+/// refused, as the store says).
+pub fn default_data_dir_for(config: Option<&Path>) -> Option<PathBuf> {
+    let base = default_data_dir()?;
+    Some(match config {
+        None => base,
+        Some(p) => base.join("configs").join(config_dir_name(&std::fs::canonicalize(p).unwrap_or_else(|_| p.into()))),
+    })
+}
+
+fn config_dir_name(abs: &Path) -> String {
+    use sha2::Digest;
+    let stem: String = abs
+        .file_stem()
+        .map(|s| s.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).take(48).collect())
+        .unwrap_or_default();
+    let digest = sha2::Sha256::digest(abs.as_os_str().as_encoded_bytes());
+    let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{stem}-{hex}")
+}
+
 fn data_dir_from(
     xdg_data_home: Option<OsString>,
     home: Option<OsString>,
