@@ -31,7 +31,11 @@ fuzz_target!(|data: &[u8]| {
         audience: AUD.into(),
         scopes: vec!["mcp".into()],
         admin_scopes: vec!["mcp:admin".into()],
-        tokens: vec![StaticToken { principal: "p".into(), secret: "static-token-0123456789".into(), scopes: vec!["mcp".into()] }],
+        tokens: vec![StaticToken {
+            principal: "p".into(),
+            secret: "static-token-0123456789".into(),
+            scopes: vec!["mcp".into()],
+        }],
     });
     let header = String::from_utf8_lossy(doc);
     let _ = auth.check(Some(&header), false, Need::Mcp, 1_700_000_000, Some(&keys));

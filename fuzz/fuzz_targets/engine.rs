@@ -138,7 +138,6 @@ fn set_at(target: &mut Value, spot: Spot, v: Value) {
     }
 }
 
-
 /// Write what the store holds as a `store_restore` input (seeds for that target).
 fn dump_store(snap: &Snapshot, dir: &std::path::Path) {
     use mcp_edge_gateway::store::Table;

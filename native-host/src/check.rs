@@ -23,7 +23,8 @@ pub fn describe(cfg: &HostConfig, path: &Path, store: &str) -> String {
         let _ = writeln!(o, "  {:<16} {}{oauth}", spec.name, transport_line(t));
     }
     for grp in &g.groups {
-        let members: Vec<&str> = grp.members.iter().filter_map(|i| g.upstreams.get(*i)).map(|u| u.name.as_str()).collect();
+        let members: Vec<&str> =
+            grp.members.iter().filter_map(|i| g.upstreams.get(*i)).map(|u| u.name.as_str()).collect();
         let _ = writeln!(o, "group      {}: {} (in this order)", grp.name, members.join(", "));
     }
     if !g.sampling.order.is_empty() {
@@ -38,7 +39,11 @@ pub fn describe(cfg: &HostConfig, path: &Path, store: &str) -> String {
         }
     }
     let rules = g.policy.rules.len();
-    let _ = writeln!(o, "policy     {}", if rules == 0 { "none: everything allowed".into() } else { format!("{rules} rules") });
+    let _ = writeln!(
+        o,
+        "policy     {}",
+        if rules == 0 { "none: everything allowed".into() } else { format!("{rules} rules") }
+    );
     let l = &g.limits;
     let rate = match l.requests_per_minute {
         Some(n) => format!("{n} requests/min (burst {})", l.burst.map_or("default".into(), |b| b.to_string())),
@@ -68,7 +73,12 @@ fn auth_line(cfg: &HostConfig) -> String {
         parts.push(format!("{} static tokens", a.tokens.len()));
     }
     let aud = if a.audience.is_empty() { "from the listen address".to_string() } else { a.audience.clone() };
-    format!("{}; audience {aud}; scopes [{}]; admin [{}]", parts.join(" + "), a.scopes.join(", "), a.admin_scopes.join(", "))
+    format!(
+        "{}; audience {aud}; scopes [{}]; admin [{}]",
+        parts.join(" + "),
+        a.scopes.join(", "),
+        a.admin_scopes.join(", ")
+    )
 }
 
 fn transport_line(t: &Transport) -> String {
@@ -141,9 +151,14 @@ members = ["edge", "notes"]
         for secret in ["abc123", "hunter2", "zzz-secret"] {
             assert!(!out.contains(secret), "{secret} printed:\n{out}");
         }
-        for fact in ["listen     0.0.0.0:9999", "Streamable HTTP https://notes.example/mcp?…", "(headers: Authorization)",
-            "stdio: python3 server.py (env: API_TOKEN)", "group      both: edge, notes", "/var/lib/gw/gateway.sqlite3"]
-        {
+        for fact in [
+            "listen     0.0.0.0:9999",
+            "Streamable HTTP https://notes.example/mcp?…",
+            "(headers: Authorization)",
+            "stdio: python3 server.py (env: API_TOKEN)",
+            "group      both: edge, notes",
+            "/var/lib/gw/gateway.sqlite3",
+        ] {
             assert!(out.contains(fact), "{fact:?} missing:\n{out}");
         }
     }

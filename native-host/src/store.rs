@@ -309,7 +309,13 @@ fn config_dir_name(abs: &Path) -> String {
     use sha2::Digest;
     let stem: String = abs
         .file_stem()
-        .map(|s| s.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).take(48).collect())
+        .map(|s| {
+            s.to_string_lossy()
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+                .take(48)
+                .collect()
+        })
         .unwrap_or_default();
     let digest = sha2::Sha256::digest(abs.as_os_str().as_encoded_bytes());
     let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();

@@ -55,7 +55,14 @@ impl H {
             .collect()
     }
 
-    pub(super) fn good_result(&self, method: &str, params: &Option<Value>, items: &[u8], next: Option<u8>, flags: u8) -> Value {
+    pub(super) fn good_result(
+        &self,
+        method: &str,
+        params: &Option<Value>,
+        items: &[u8],
+        next: Option<u8>,
+        flags: u8,
+    ) -> Value {
         use protocol::method as m;
         let modern = protocol::request_version(params.as_ref()).is_some_and(|v| v == protocol::LATEST_MODERN);
         let caps = {
@@ -152,7 +159,12 @@ impl H {
     }
 
     /// What the scripted server behind link `u` answers to `method`, if it answers by itself.
-    pub(super) fn auto_reply(&self, u: usize, method: &str, params: &Option<Value>) -> Option<Result<Value, ErrorObject>> {
+    pub(super) fn auto_reply(
+        &self,
+        u: usize,
+        method: &str,
+        params: &Option<Value>,
+    ) -> Option<Result<Value, ErrorObject>> {
         use protocol::method as m;
         let (auto, modern) = (self.auto[u], self.modern_server[u]);
         let not_found = || Some(Err(ErrorObject::new(-32601, "Method not found")));
