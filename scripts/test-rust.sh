@@ -7,6 +7,7 @@ step "cargo test --workspace"
 cargo_locked test --workspace
 step "cargo fmt --check"
 cargo fmt --all -- --check
+(cd "$ROOT/fuzz" && cargo fmt --all -- --check)   # the fuzz targets are a workspace of their own
 step "cargo clippy"
 cargo_locked clippy --workspace --all-targets -- -D warnings
 cargo_locked clippy -p mcp-edge-gateway --target wasm32-unknown-unknown --features web --all-targets -- -D warnings
