@@ -91,7 +91,8 @@ def test_two_gateways_with_different_configurations_run_side_by_side_on_their_de
             assert proc.poll() is None, proc.stderr.read()
         stores = sorted((tmp_path / "xdg/mcp-edge-gateway/configs").glob("*/gateway.sqlite3"))
         assert len(stores) == 2, stores
-        assert all(s.parent.name.startswith("gateway-") for s in stores), stores
+        # Each is named after its file (`<stem>-<hash of its path>`), and the two differ.
+        assert {s.parent.name.rsplit("-", 1)[0] for s in stores} == {Path(c).stem for c in configs}, stores
         # The same configuration twice shares its store: the second is refused, clearly.
         again = subprocess.run([conftest.GATEWAY_BIN, "serve", "--listen", f"127.0.0.1:{free_port()}", "--config",
                                 str(configs[0])], env=env, capture_output=True, text=True, timeout=20)
