@@ -82,25 +82,24 @@ fn auth_line(cfg: &HostConfig) -> String {
 }
 
 fn transport_line(t: &Transport) -> String {
-    let headers = |h: &std::collections::BTreeMap<String, String>| {
-        if h.is_empty() {
+    // Header and environment values hold credentials: their names only.
+    let names = |what: &str, m: &std::collections::BTreeMap<String, String>| {
+        if m.is_empty() {
             String::new()
         } else {
-            format!(" (headers: {})", h.keys().cloned().collect::<Vec<_>>().join(", "))
+            format!(" ({what}: {})", m.keys().map(String::as_str).collect::<Vec<_>>().join(", "))
         }
     };
     match t {
         Transport::Stdio { command, args, env, .. } => {
-            let env = if env.is_empty() {
-                String::new()
-            } else {
-                format!(" (env: {})", env.keys().cloned().collect::<Vec<_>>().join(", "))
-            };
-            format!("stdio: {command} {}{env}", args.join(" ")).replace("  (", " (").trim_end().to_string()
+            let line: Vec<&str> = std::iter::once(command.as_str()).chain(args.iter().map(String::as_str)).collect();
+            format!("stdio: {}{}", line.join(" "), names("env", env))
         }
-        Transport::Http { url, headers: h } => format!("Streamable HTTP {}{}", display_url(url), headers(h)),
-        Transport::Sse { url, headers: h } => format!("HTTP+SSE {}{}", display_url(url), headers(h)),
-        Transport::WebSocket { url, headers: h } => format!("WebSocket {}{}", display_url(url), headers(h)),
+        Transport::Http { url, headers } => {
+            format!("Streamable HTTP {}{}", display_url(url), names("headers", headers))
+        }
+        Transport::Sse { url, headers } => format!("HTTP+SSE {}{}", display_url(url), names("headers", headers)),
+        Transport::WebSocket { url, headers } => format!("WebSocket {}{}", display_url(url), names("headers", headers)),
         Transport::Builtin(name) => format!("built in: {name}"),
         other => format!("{other:?}"),
     }
