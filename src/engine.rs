@@ -26,7 +26,7 @@
 //! upstream), `lists` (aggregated lists), `links` (what the host reports about upstream links, probe,
 //! initialisation, catalogue), `answers` (what upstreams send back), `server_requests` (sampling,
 //! elicitation and roots, era bridging), `groups` (which member serves a group's call, health,
-//! failover), `sampling` (the provider chain), `listen` (notifications outside replies:
+//! failover), `sampling` (the provider chain), `observe` (what metrics count), `listen` (notifications outside replies:
 //! `subscriptions/listen` both ways), `time` (deadlines) and `offline` (cache and queue).
 
 mod answers;
@@ -37,6 +37,7 @@ mod guard;
 mod links;
 mod listen;
 mod lists;
+mod observe;
 mod offline;
 mod sampling;
 mod server_requests;
@@ -315,6 +316,12 @@ pub struct Gateway {
     /// Rate limits by principal (or session).
     buckets: crate::limits::Buckets,
     validator: Option<Box<dyn crate::validate::ArgumentValidator>>,
+    /// The latest time a host passed in (when an answer leaves, see `observe`).
+    clock: Millis,
+    metrics: crate::metrics::Metrics,
+    /// Client requests in progress, and our requests to upstreams in progress (for the metrics).
+    serving: HashMap<(SessionId, Id), observe::ServerOp>,
+    asking: HashMap<(usize, i64), observe::ClientOp>,
 }
 
 fn err(code: i64, msg: impl Into<String>) -> ErrorObject {
@@ -365,6 +372,10 @@ impl Gateway {
             sample_failures: Default::default(),
             buckets: Default::default(),
             validator: None,
+            clock: 0,
+            metrics: Default::default(),
+            serving: HashMap::new(),
+            asking: HashMap::new(),
             catalog: Catalog::new(n),
             cache: Cache::new(cfg.cache_max_bytes),
             queue: Queue::default(),
@@ -410,7 +421,11 @@ impl Gateway {
         if self.out.is_empty() && self.ups.iter().any(|u| u.queued > 0) {
             self.release_all();
         }
-        self.out.pop_front()
+        let o = self.out.pop_front();
+        if let Some(Output::ToClient { session, message, .. }) = &o {
+            self.op_answered(*session, message);
+        }
+        o
     }
 
     /// When [`Gateway::handle_timeout`] should next be called, if ever.
@@ -499,6 +514,8 @@ impl Gateway {
         if self.cfg.sampling.active() {
             st["sampling"] = self.sampling_status();
         }
+        let names: Vec<&str> = self.cfg.upstreams.iter().map(|u| u.name.as_str()).collect();
+        st["recentErrors"] = self.metrics.recent_errors(&names);
         if let (Some(o), Value::Object(x)) = (st.as_object_mut(), self.offline_status()) {
             o.extend(x);
         }

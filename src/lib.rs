@@ -15,6 +15,7 @@
 //! - [`store`]: the `Store` trait the platforms implement (IndexedDB, SQLite, memory).
 //! - [`cache`], [`queue`]: the cache's entries and LRU, the queue's entries and their task views.
 //! - [`health`]: group members' circuit breakers and the groups' retry budgets.
+//! - [`metrics`]: operation histograms (OpenTelemetry MCP conventions) and recent errors.
 //! - [`sampling`]: MCP sampling ↔ OpenAI chat completions, for providers that answer at the edge.
 #![forbid(unsafe_code)]
 
@@ -28,6 +29,7 @@ pub mod http_client;
 pub mod http_server;
 pub mod jsonrpc;
 pub mod limits;
+pub mod metrics;
 pub mod policy;
 pub mod principal;
 pub mod protocol;

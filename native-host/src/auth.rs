@@ -150,7 +150,8 @@ fn metadata_url(audience: &str) -> Option<String> {
 /// Which scopes a path needs; `None`: open.
 fn need_of(path: &str) -> Option<Need> {
     match path {
-        "/healthz" => None,
+        // The status page's HTML holds no figures; what it fetches is checked.
+        "/healthz" | "/" => None,
         p if p == METADATA_PATH || p.starts_with("/.well-known/") => None,
         "/mcp" | "/ws" => Some(Need::Mcp),
         _ => Some(Need::Admin),

@@ -33,6 +33,8 @@ pub enum Cmd {
     /// Our request (by id) was sent but its answer will never come (the connection broke).
     Lost(UpstreamId, i64, String),
     Status(oneshot::Sender<serde_json::Value>),
+    /// Every figure for `/metrics` ([`Gateway::metrics`]).
+    Metrics(oneshot::Sender<serde_json::Value>),
     /// A store batch is durable (or failed).
     StoreDone(u64, Result<(), StoreError>),
     /// Mark a session as an admin one (sees every queued call).
@@ -134,6 +136,12 @@ impl Handle {
     pub async fn status(&self) -> serde_json::Value {
         let (reply, rx) = oneshot::channel();
         self.send(Cmd::Status(reply));
+        rx.await.unwrap_or(serde_json::Value::Null)
+    }
+
+    pub async fn metrics(&self) -> serde_json::Value {
+        let (reply, rx) = oneshot::channel();
+        self.send(Cmd::Metrics(reply));
         rx.await.unwrap_or(serde_json::Value::Null)
     }
 
@@ -283,6 +291,9 @@ async fn run(
             Some(Cmd::Lost(u, gid, why)) => gw.upstream_lost(t, u, gid, &why),
             Some(Cmd::Status(reply)) => {
                 let _ = reply.send(gw.status());
+            }
+            Some(Cmd::Metrics(reply)) => {
+                let _ = reply.send(gw.metrics());
             }
             Some(Cmd::StoreDone(ticket, r)) => gw.store_done(t, ticket, r),
             Some(Cmd::Admin(s)) => gw.set_session_admin(s),

@@ -66,8 +66,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/mcp", any(mcp))
         .route("/ws", get(crate::ws::upgrade))
         .route("/status", get(status))
+        .route("/metrics", get(crate::metrics::handler))
         .route("/admin/queue", get(crate::admin::list))
         .route("/admin/queue/{id}", get(crate::admin::get).delete(crate::admin::cancel))
+        .route("/", get(status_page))
         .route("/healthz", get(|| async { "ok\n" }))
         .route(crate::auth::METADATA_PATH, get(crate::auth::metadata))
         .route(&format!("{}/mcp", crate::auth::METADATA_PATH), get(crate::auth::metadata))
@@ -112,8 +114,29 @@ pub fn set_auth(app: &App, sid: SessionId, principal: Option<Principal>, headers
     }
 }
 
-async fn status(State(app): State<Arc<App>>) -> Response {
-    axum::Json(app.handle.status().await).into_response()
+/// `GET /status`: JSON for machines; the status page for a browser (`Accept: text/html`).
+async fn status(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if accept.contains("text/html") {
+        return status_page().await;
+    }
+    let mut st = app.handle.status().await;
+    st["process"] = crate::metrics::process();
+    axum::Json(st).into_response()
+}
+
+/// The status page: one self-contained HTML file (no external request), which polls `/status` and
+/// `/metrics` on this origin. It holds no figures itself, so `/` serves it to anyone; its data
+/// needs the admin scopes when `[auth]` is on.
+async fn status_page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self'"),
+        ],
+        include_str!("status.html"),
+    )
+        .into_response()
 }
 
 /// Tells the engine task when a client leaves an exchange before its end.
@@ -139,6 +162,7 @@ async fn mcp(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    crate::metrics::count(&crate::metrics::BYTES.client_in, body.len());
     let stream = app.next_stream.fetch_add(1, Ordering::Relaxed);
     let (tx, mut rx) = mpsc::unbounded_channel::<Part>();
     let headers: Vec<(String, String)> =
@@ -161,7 +185,10 @@ async fn mcp(
     let mut first = Vec::new();
     loop {
         match rx.try_recv() {
-            Ok(Part::Data(d)) => first.push(d),
+            Ok(Part::Data(d)) => {
+                crate::metrics::count(&crate::metrics::BYTES.client_out, d.len());
+                first.push(d)
+            }
             Ok(Part::End) => {
                 ex.ended = true;
                 *resp.body_mut() = Body::from(first.concat());
@@ -175,7 +202,10 @@ async fn mcp(
             return Some((Ok::<_, std::convert::Infallible>(Bytes::from(d)), (first, rx, ex)));
         }
         match rx.recv().await {
-            Some(Part::Data(d)) => Some((Ok(Bytes::from(d)), (first, rx, ex))),
+            Some(Part::Data(d)) => {
+                crate::metrics::count(&crate::metrics::BYTES.client_out, d.len());
+                Some((Ok(Bytes::from(d)), (first, rx, ex)))
+            }
             _ => {
                 ex.ended = true;
                 drop(ex);

@@ -7,6 +7,7 @@ mod check;
 mod config;
 mod driver;
 mod http;
+mod metrics;
 mod secrets;
 mod stdio;
 mod store;
@@ -79,18 +80,29 @@ CONFIG FILES
                      \"sampling\": { \"order\": [\"local\", \"client\"], \"providers\": { \"local\": { \"url\": \"...\", \"model\": \"...\" } } } } }
 
 ENDPOINTS (serve)
-  POST/GET/DELETE /mcp   Streamable HTTP, both eras      GET /status   upstream status (JSON)
+  POST/GET/DELETE /mcp   Streamable HTTP, both eras      GET /status   status (JSON; HTML for a browser)
+  GET /metrics           Prometheus/OpenMetrics text (JSON with Accept: application/json)
+  GET /                  the status page
   GET /ws                WebSocket, one JSON-RPC message per text frame, both eras
   GET /healthz           liveness
   GET /.well-known/oauth-protected-resource[/mcp]   OAuth protected resource metadata (with [auth])
 
-Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more.";
+Logs go to stderr (--log-format json: one JSON object per line); set RUST_LOG (e.g. RUST_LOG=debug) for more.";
 
 #[derive(Parser)]
 #[command(name = "mcp-edge-gateway", version, about = ABOUT, long_about = LONG_ABOUT)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines on stderr: `text` for people, `json` for machines (one JSON object per line).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -152,10 +164,15 @@ impl StorageArgs {
     }
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).init();
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false);
+    match format {
+        // Fields at the top level beside `timestamp`, `level`, `target` and `message`.
+        LogFormat::Json => fmt.json().flatten_event(true).with_current_span(false).with_span_list(false).init(),
+        LogFormat::Text => fmt.init(),
+    }
 }
 
 fn load(config: Option<PathBuf>) -> Result<HostConfig, String> {
@@ -167,7 +184,8 @@ fn load(config: Option<PathBuf>) -> Result<HostConfig, String> {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(cli.log_format);
+    metrics::started();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
     let result = rt.block_on(async move {
         match cli.command {

@@ -25,6 +25,7 @@ pub async fn serve(handle: Handle) {
         while let Some(m) = rx.recv().await {
             let mut b = m.to_json().into_bytes();
             b.push(b'\n');
+            crate::metrics::count(&crate::metrics::BYTES.client_out, b.len());
             if out.write_all(&b).await.is_err() {
                 break;
             }
@@ -40,7 +41,7 @@ pub async fn serve(handle: Handle) {
         line.clear();
         match (&mut input).take(MAX_LINE + 1).read_until(b'\n', &mut line).await {
             Ok(0) | Err(_) => break,
-            Ok(_) => {}
+            Ok(n) => crate::metrics::count(&crate::metrics::BYTES.client_in, n),
         }
         if line.len() as u64 > MAX_LINE && !line.ends_with(b"\n") {
             // Skip the rest of the oversized line, then report it.

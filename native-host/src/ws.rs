@@ -41,7 +41,9 @@ async fn serve(app: Arc<App>, socket: WebSocket, principal: Option<Principal>, h
     let (mut out, mut inp) = socket.split();
     let writer = tokio::spawn(async move {
         while let Some(m) = rx.recv().await {
-            if out.send(WsMessage::Text(m.to_json().into())).await.is_err() {
+            let text = m.to_json();
+            crate::metrics::count(&crate::metrics::BYTES.client_out, text.len());
+            if out.send(WsMessage::Text(text.into())).await.is_err() {
                 break;
             }
         }
@@ -54,6 +56,7 @@ async fn serve(app: Arc<App>, socket: WebSocket, principal: Option<Principal>, h
             Ok(WsMessage::Close(_)) | Err(_) => break,
             Ok(_) => continue,
         };
+        crate::metrics::count(&crate::metrics::BYTES.client_in, bytes.len());
         match Message::parse(&bytes) {
             Ok(m) => app.handle.send(Cmd::FromClient(sid, m)),
             Err(e) => {

@@ -8,6 +8,7 @@ impl Gateway {
     /// A message from an upstream. `related` is our request id whose response stream carried it, when
     /// the transport knows (HTTP SSE); it decides which client a server-to-client request is for.
     pub fn handle_upstream(&mut self, now: Millis, u: UpstreamId, msg: Message, related: Option<i64>) {
+        self.tick(now);
         if u.0 >= self.ups.len() {
             return;
         }
@@ -35,6 +36,7 @@ impl Gateway {
             let name = self.uname(u).to_string();
             return self.log(LogLevel::Warn, format!("upstream {name:?} answered an id we never sent: {id}"));
         };
+        self.ask_answered(now, u, gid, &answer);
         let Some(p) = self.ups[u.0].pending.remove(&gid) else {
             return;
         };

@@ -82,6 +82,7 @@ impl Gateway {
             Some((kind, key)) => self.group_target(u, kind, key),
             None => u,
         };
+        self.op_routed(s, &id, u, &exposed);
         if m == method::TOOLS_CALL && self.maybe_enqueue(now, s, &id, u, &exposed, &mut params, modern) {
             return;
         }
@@ -289,6 +290,7 @@ impl Gateway {
     }
 
     pub(super) fn send_up(&mut self, u: UpstreamId, message: Message) {
+        self.asked(u, &message);
         self.out.push_back(Output::ToUpstream { upstream: u, message });
     }
 

@@ -7,6 +7,7 @@ use super::*;
 impl Gateway {
     /// A message from a downstream client.
     pub fn handle_client(&mut self, now: Millis, s: SessionId, msg: Message) {
+        self.tick(now);
         let Some(sess) = self.sessions.get_mut(&s) else {
             return;
         };
@@ -14,6 +15,7 @@ impl Gateway {
         match msg {
             Message::Request { id, method, params, rest } => {
                 self.stats.client_requests += 1;
+                self.op_arrived(now, s, &id, &method);
                 if let Some(e) = self.over_rate(now, s) {
                     return self.reply_err(s, id, e);
                 }

@@ -201,6 +201,7 @@ impl Gateway {
                 .collect();
             for gid in late {
                 self.ups[u].pending.remove(&gid);
+                self.ask_ended(now, UpstreamId(u), gid, crate::metrics::Outcome::Timeout, "");
                 self.member_failed(now, UpstreamId(u));
             }
             if let Some(t) = self.health[u].poll(now) {

@@ -7,6 +7,7 @@ use super::*;
 impl Gateway {
     /// The link to an upstream is up: the engine probes its era and initialises it.
     pub fn upstream_connected(&mut self, now: Millis, u: UpstreamId) {
+        self.tick(now);
         if u.0 >= self.ups.len() {
             return;
         }
@@ -117,6 +118,10 @@ impl Gateway {
     /// The link to an upstream went down. Its calls fail with a clear error, its items leave the
     /// aggregate, and everything else keeps working.
     pub fn upstream_disconnected(&mut self, now: Millis, u: UpstreamId, reason: &str) {
+        self.tick(now);
+        if u.0 < self.ups.len() {
+            self.asks_dropped(now, u);
+        }
         if u.0 >= self.ups.len() {
             return;
         }
@@ -200,6 +205,10 @@ impl Gateway {
     /// accepts connections). The call may or may not have run there: a group call goes to another
     /// member only if that is safe, a replayed one is in doubt, anything else fails with -32000.
     pub fn upstream_lost(&mut self, now: Millis, u: UpstreamId, gid: i64, why: &str) {
+        self.tick(now);
+        if u.0 < self.ups.len() {
+            self.ask_ended(now, u, gid, crate::metrics::Outcome::Transport, why);
+        }
         let Some(up) = self.ups.get_mut(u.0) else { return };
         let name = self.cfg.upstreams[u.0].name.clone();
         let e =

@@ -161,6 +161,7 @@ impl Gateway {
 
     /// A store batch the engine emitted is durable (`Ok`) or was refused.
     pub fn store_done(&mut self, now: Millis, ticket: u64, result: Result<(), StoreError>) {
+        self.tick(now);
         let Some(i) = self.tickets.iter().position(|(t, _)| *t == ticket) else { return };
         let Some((_, wait)) = self.tickets.remove(i) else { return };
         match (wait, result) {
@@ -702,15 +703,18 @@ impl Gateway {
         e.updated = wall;
         match answer {
             Ok(r) if protocol::is_input_required(&r) => {
+                self.metrics.replays_failed += 1;
                 e.state = State::Failed;
                 e.message = Some("the tool asked for input, which a queued call cannot give".into());
                 e.error = Some(json!({"code": code::INVALID_REQUEST, "message": e.message}));
             }
             Ok(r) => {
+                self.metrics.replays_completed += 1;
                 e.state = State::Completed;
                 e.result = Some(r);
             }
             Err(x) => {
+                self.metrics.replays_failed += 1;
                 e.state = State::Failed;
                 e.message = Some(x.message.clone());
                 e.error = Some(x.to_value());
@@ -730,6 +734,11 @@ impl Gateway {
         let Some(e) = self.queue.get_mut(&seq) else { return };
         e.updated = wall;
         let retry = e.idempotent || undelivered;
+        if retry {
+            self.metrics.replays_requeued += 1;
+        } else {
+            self.metrics.replays_in_doubt += 1;
+        }
         if undelivered {
             e.state = State::Queued;
             e.message = Some(format!("not delivered ({why}); will be sent again"));

@@ -119,6 +119,7 @@ impl Gateway {
     /// The host's report for [`Output::Sample`]: the provider's response body (chat completions, or
     /// for a built-in the MCP result), or why there is none.
     pub fn sampling_done(&mut self, now: Millis, job: u64, answer: Result<Value, String>) {
+        self.tick(now);
         let Some(j) = self.jobs.get(&job) else { return };
         if j.deadline.is_none() {
             return; // Not waiting on a provider (handed to the client, or already failed over).

@@ -43,6 +43,8 @@ impl Gateway {
     /// End a session: its in-flight upstream requests are cancelled (parked multi-round-trip calls
     /// survive; they belong to no session), and requests it was asked to answer fail upstream.
     pub fn close_session(&mut self, now: Millis, s: SessionId) {
+        self.tick(now);
+        self.ops_closed(s);
         let Some(closed) = self.sessions.remove(&s) else { return };
         self.session_listens_closed(now, s);
         if !closed.subscriptions.is_empty() {

@@ -6,6 +6,7 @@ use super::*;
 impl Gateway {
     /// Expire what is due at `now`.
     pub fn handle_timeout(&mut self, now: Millis) {
+        self.tick(now);
         self.listen_timeouts(now);
         for u in 0..self.ups.len() {
             let uid = UpstreamId(u);

@@ -225,7 +225,9 @@ impl Link {
         for (k, v) in mcp_headers {
             req = req.header(k, v);
         }
-        let resp = match req.body(m.to_json()).send().await {
+        let text = m.to_json();
+        crate::metrics::count(&crate::metrics::BYTES.upstream_out, text.len());
+        let resp = match req.body(text).send().await {
             Ok(r) => r,
             Err(e) => {
                 // A broken connection usually means the server went away: if it cannot be reached
@@ -314,6 +316,7 @@ impl Link {
             }
         } else {
             let body = resp.bytes().await.unwrap_or_default();
+            crate::metrics::count(&crate::metrics::BYTES.upstream_in, body.len());
             if status.as_u16() == 202 || status.as_u16() == 204 || (body.is_empty() && status.is_success()) {
                 if let Some(id) = gid {
                     // A request answered with nothing: the upstream broke the protocol.
@@ -416,6 +419,7 @@ impl Link {
         let mut stream = resp.bytes_stream();
         let mut answered = false;
         while let Some(Ok(chunk)) = stream.next().await {
+            crate::metrics::count(&crate::metrics::BYTES.upstream_in, chunk.len());
             let Ok(events) = parser.feed(&chunk) else { break };
             for ev in events {
                 if ev.data.trim().is_empty() {

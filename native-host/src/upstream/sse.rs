@@ -54,6 +54,7 @@ async fn run_once(
                     Some(Err(e)) => return format!("event stream failed: {e}"),
                     None => return "event stream ended".into(),
                 };
+                crate::metrics::count(&crate::metrics::BYTES.upstream_in, chunk.len());
                 let events = match parser.feed(&chunk) { Ok(e) => e, Err(e) => return e };
                 for ev in events {
                     if ev.event == "endpoint" {
@@ -82,7 +83,11 @@ async fn run_once(
             m = rx.recv(), if post_url.is_some() => {
                 let Some(m) = m else { return "link closed".into() };
                 let target = post_url.clone().expect("guarded");
-                let mut req = client.post(target).header("content-type", "application/json").body(m.to_json());
+                let mut req = client.post(target).header("content-type", "application/json").body({
+                    let text = m.to_json();
+                    crate::metrics::count(&crate::metrics::BYTES.upstream_out, text.len());
+                    text
+                });
                 for (k, v) in headers {
                     req = req.header(k, v);
                 }

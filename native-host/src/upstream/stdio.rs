@@ -82,6 +82,7 @@ async fn run_once(
                 Ok(0) => break String::new(),
                 Ok(_) if line.len() > MAX_LINE => break format!("child wrote a line over {MAX_LINE} bytes"),
                 Ok(_) => {
+                    crate::metrics::count(&crate::metrics::BYTES.upstream_in, line.len());
                     let text = trim_newline(&line);
                     if text.is_empty() {
                         continue;
@@ -108,6 +109,7 @@ async fn run_once(
                 let Some(m) = m else { return "link closed".into() };
                 let mut bytes = m.to_json().into_bytes();
                 bytes.push(b'\n');
+                crate::metrics::count(&crate::metrics::BYTES.upstream_out, bytes.len());
                 if let Err(e) = stdin.write_all(&bytes).await {
                     let _ = child.start_kill();
                     return format!("writing to the child failed: {e}");

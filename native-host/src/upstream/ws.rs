@@ -69,7 +69,9 @@ async fn run_once(
         tokio::select! {
             m = rx.recv() => {
                 let Some(m) = m else { return "link closed".into() };
-                if let Err(e) = out.send(Frame::Text(m.to_json().into())).await {
+                let text = m.to_json();
+                crate::metrics::count(&crate::metrics::BYTES.upstream_out, text.len());
+                if let Err(e) = out.send(Frame::Text(text.into())).await {
                     return format!("sending to {url} failed: {e}");
                 }
             }
@@ -86,6 +88,7 @@ async fn run_once(
 }
 
 fn deliver(h: &Handle, u: UpstreamId, bytes: &[u8]) {
+    crate::metrics::count(&crate::metrics::BYTES.upstream_in, bytes.len());
     match Message::parse(bytes) {
         Ok(m) => {
             if let Some(m) = crate::driver::bounded(m, bytes.len()) {
