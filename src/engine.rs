@@ -88,8 +88,8 @@ pub enum Output {
     ToClient { session: SessionId, related: Option<Id>, message: Message },
     /// Send to an upstream.
     ToUpstream { upstream: UpstreamId, message: Message },
-    /// Write to the log.
-    Log { level: LogLevel, message: String },
+    /// Write to the log; `call` says which call a line is about, for structured logs.
+    Log { level: LogLevel, message: String, call: Option<Box<LogCall>> },
     /// Apply this batch to the store (see [`crate::store::Store`]), after every earlier batch, then
     /// report the outcome with [`Gateway::store_done`] and this ticket.
     Store { ticket: u64, ops: Vec<StoreOp> },
@@ -98,6 +98,16 @@ pub enum Output {
     /// hand `request` (the MCP sampling params) to the host's built-in provider of that name. Report
     /// the response body, or why there is none, with [`Gateway::sampling_done`].
     Sample { job: u64, provider: String, url: String, request: Value },
+}
+
+/// Which call a log line is about: hosts write these as fields of their own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogCall {
+    pub session: Option<SessionId>,
+    pub upstream: Option<String>,
+    pub method: String,
+    /// The W3C trace id of the call, when its client sent one.
+    pub trace_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -318,6 +328,8 @@ pub struct Gateway {
     validator: Option<Box<dyn crate::validate::ArgumentValidator>>,
     /// The latest time a host passed in (when an answer leaves, see `observe`).
     clock: Millis,
+    /// Log every answer (see `observe`).
+    call_log: bool,
     metrics: crate::metrics::Metrics,
     /// Client requests in progress, and our requests to upstreams in progress (for the metrics).
     serving: HashMap<(SessionId, Id), observe::ServerOp>,
@@ -373,6 +385,7 @@ impl Gateway {
             buckets: Default::default(),
             validator: None,
             clock: 0,
+            call_log: false,
             metrics: Default::default(),
             serving: HashMap::new(),
             asking: HashMap::new(),
@@ -528,7 +541,27 @@ impl Gateway {
     }
 
     fn log(&mut self, level: LogLevel, message: String) {
-        self.out.push_back(Output::Log { level, message });
+        self.out.push_back(Output::Log { level, message, call: None });
+    }
+
+    /// A log line about one call: of session `s` (if a client's), to upstream `u`, with `params` as
+    /// sent (for its trace id).
+    fn log_call(
+        &mut self,
+        level: LogLevel,
+        s: Option<SessionId>,
+        u: Option<UpstreamId>,
+        method: &str,
+        params: Option<&Value>,
+        message: String,
+    ) {
+        let call = LogCall {
+            session: s,
+            upstream: u.map(|u| self.uname(u).to_string()),
+            method: method.to_string(),
+            trace_id: params.and_then(crate::trace::trace_id).map(str::to_string),
+        };
+        self.out.push_back(Output::Log { level, message, call: Some(Box::new(call)) });
     }
 
     fn uname(&self, u: UpstreamId) -> &str {

@@ -16,6 +16,7 @@
 //! - [`cache`], [`queue`]: the cache's entries and LRU, the queue's entries and their task views.
 //! - [`health`]: group members' circuit breakers and the groups' retry budgets.
 //! - [`metrics`]: operation histograms (OpenTelemetry MCP conventions) and recent errors.
+//! - [`trace`]: W3C trace context through the gateway (its own span added).
 //! - [`sampling`]: MCP sampling ↔ OpenAI chat completions, for providers that answer at the edge.
 #![forbid(unsafe_code)]
 
@@ -39,12 +40,13 @@ pub mod sampling;
 pub mod sse;
 pub mod store;
 pub mod token;
+pub mod trace;
 pub mod validate;
 #[cfg(all(wasm_browser, feature = "web"))]
 pub mod web;
 
 pub use config::{ConfigError, GatewayConfig, Namespacing, UpstreamSpec};
-pub use engine::{Gateway, LogLevel, Millis, Output, SessionId, Stats, UpstreamId};
+pub use engine::{Gateway, LogCall, LogLevel, Millis, Output, SessionId, Stats, UpstreamId};
 pub use jsonrpc::{ErrorObject, Id, Message, ParseError};
 pub use principal::Principal;
 pub use protocol::Era;

@@ -77,7 +77,7 @@ impl Outcome {
     }
 
     /// The `error.type` attribute: the JSON-RPC code, `tool_error`, or what went wrong.
-    fn error_type(self) -> String {
+    pub fn error_type(self) -> String {
         match self {
             Outcome::Ok => String::new(),
             Outcome::ToolError => "tool_error".into(),

@@ -67,6 +67,30 @@ pub enum Cmd {
     HttpShutdown,
 }
 
+/// An engine log line; one about a call carries its session, upstream, method and trace id as fields.
+fn log(level: LogLevel, message: &str, call: Option<&mcp_edge_gateway::LogCall>) {
+    macro_rules! at {
+        ($lvl:ident) => {
+            match call {
+                Some(c) => tracing::$lvl!(
+                    session = c.session.map(|s| s.0),
+                    upstream = c.upstream.as_deref(),
+                    method = c.method.as_str(),
+                    trace_id = c.trace_id.as_deref(),
+                    "{message}"
+                ),
+                None => tracing::$lvl!("{message}"),
+            }
+        };
+    }
+    match level {
+        LogLevel::Debug => at!(debug),
+        LogLevel::Info => at!(info),
+        LogLevel::Warn => at!(warn),
+        LogLevel::Error => at!(error),
+    }
+}
+
 /// How the host reaches sampling providers: one HTTP client, and each provider's API key.
 #[derive(Clone, Default)]
 pub struct Providers {
@@ -327,12 +351,7 @@ async fn run(
                     }
                     None => tracing::debug!(upstream = upstream.0, "dropping message for a link that is down"),
                 },
-                Output::Log { level, message } => match level {
-                    LogLevel::Debug => tracing::debug!("{message}"),
-                    LogLevel::Info => tracing::info!("{message}"),
-                    LogLevel::Warn => tracing::warn!("{message}"),
-                    LogLevel::Error => tracing::error!("{message}"),
-                },
+                Output::Log { level, message, call } => log(level, &message, call.as_deref()),
                 Output::Sample { job, provider, url, request } => {
                     let me = me.clone();
                     if url.is_empty() {

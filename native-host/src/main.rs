@@ -237,6 +237,8 @@ fn start(cfg: &HostConfig, storage: &StorageArgs, stdio: bool) -> Result<driver:
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| format!("no OS randomness for request-state tokens: {e}"))?;
     gw.seed(seed);
+    // One debug line per answered call, when debug lines of the engine would be written.
+    gw.log_every_call(tracing::enabled!(target: "mcp_edge_gateway::driver", tracing::Level::DEBUG));
     let origin = tokio::time::Instant::now();
     let (tx, rx) = driver::channel();
     let store_thread = if storage.no_store {

@@ -195,6 +195,8 @@ impl Gateway {
         if client_progress.is_some() {
             params["_meta"]["progressToken"] = Value::from(gid);
         }
+        // The gateway is a span of the client's trace: the upstream sees it as the parent.
+        crate::trace::join(&mut params, self.tokens.next_u64());
         let call = ClientCall {
             session: Some(s),
             client_id: id.clone(),

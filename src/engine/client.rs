@@ -15,7 +15,7 @@ impl Gateway {
         match msg {
             Message::Request { id, method, params, rest } => {
                 self.stats.client_requests += 1;
-                self.op_arrived(now, s, &id, &method);
+                self.op_arrived(now, s, &id, &method, params.as_ref());
                 if let Some(e) = self.over_rate(now, s) {
                     return self.reply_err(s, id, e);
                 }

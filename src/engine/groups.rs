@@ -288,10 +288,8 @@ impl Gateway {
         }
         if !self.budgets[g.group].try_spend(now, &p) {
             let name = self.cfg.groups[g.group].name.clone();
-            self.log(
-                LogLevel::Warn,
-                format!("group {name:?}: retry budget spent; not repeating a failed {}", call.method),
-            );
+            let msg = format!("group {name:?}: retry budget spent; not repeating a failed {}", call.method);
+            self.log_call(LogLevel::Warn, call.session, Some(u), &call.method, Some(&call.sent_params), msg);
             return Err((call, false));
         }
         let mut call = call;
@@ -335,7 +333,8 @@ impl Gateway {
         if to != from.0 {
             self.stats.failovers += 1;
             let (a, b) = (self.uname(from).to_string(), self.cfg.upstreams[to].name.clone());
-            self.log(LogLevel::Info, format!("{} {key:?}: failing over from {a:?} to {b:?}", call.method));
+            let msg = format!("{} {key:?}: failing over from {a:?} to {b:?}", call.method);
+            self.log_call(LogLevel::Info, call.session, Some(UpstreamId(to)), &call.method, Some(&call.sent_params), msg);
         }
         let mut params = call.sent_params.clone();
         if let Some(t) = &call.client_progress {

@@ -16,6 +16,8 @@ pub(super) struct ServerOp {
     method: &'static str,
     upstream: Option<usize>,
     tool: Option<String>,
+    /// Its trace id, kept only when every answer is logged ([`Gateway::log_every_call`]).
+    trace: Option<String>,
 }
 
 /// One of our requests to an upstream in progress.
@@ -43,8 +45,15 @@ impl Gateway {
         self.clock = self.clock.max(now);
     }
 
-    pub(super) fn op_arrived(&mut self, now: Millis, s: SessionId, id: &Id, m: &str) {
-        let op = ServerOp { start: now, method: known_method(m), upstream: None, tool: None };
+    /// Log every answer to a client (at debug level, with its session, upstream, method, trace id
+    /// and duration). Off by default: hosts turn it on when such lines would be written.
+    pub fn log_every_call(&mut self, on: bool) {
+        self.call_log = on;
+    }
+
+    pub(super) fn op_arrived(&mut self, now: Millis, s: SessionId, id: &Id, m: &str, params: Option<&Value>) {
+        let trace = if self.call_log { params.and_then(crate::trace::trace_id).map(str::to_string) } else { None };
+        let op = ServerOp { start: now, method: known_method(m), upstream: None, tool: None, trace };
         self.serving.insert((s, id.clone()), op);
     }
 
@@ -77,7 +86,22 @@ impl Gateway {
         }
         let Some(op) = self.serving.remove(&(s, id.clone())) else { return };
         let o = Op { method: op.method, upstream: op.upstream, tool: op.tool.as_deref() };
-        self.metrics.observe(Side::Server, o, outcome, self.clock.saturating_sub(op.start));
+        let ms = self.clock.saturating_sub(op.start);
+        self.metrics.observe(Side::Server, o, outcome, ms);
+        if self.call_log {
+            let what = match (outcome, op.tool.as_deref()) {
+                (Outcome::Ok, Some(t)) => format!("{} {t:?} answered in {ms} ms", op.method),
+                (Outcome::Ok, None) => format!("{} answered in {ms} ms", op.method),
+                (o, t) => format!("{}{} failed in {ms} ms ({})", op.method, t.map(|t| format!(" {t:?}")).unwrap_or_default(), o.error_type()),
+            };
+            let call = LogCall {
+                session: Some(s),
+                upstream: op.upstream.map(|u| self.cfg.upstreams[u].name.clone()),
+                method: op.method.to_string(),
+                trace_id: op.trace,
+            };
+            self.out.push_back(Output::Log { level: LogLevel::Debug, message: what, call: Some(Box::new(call)) });
+        }
         if let Outcome::Rpc(_) = outcome {
             let wall = self.wall(self.clock);
             self.metrics.recent_error(wall, Side::Server, o, outcome, text);

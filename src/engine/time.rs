@@ -34,6 +34,8 @@ impl Gateway {
                 };
                 self.stats.timeouts += 1;
                 self.drop_client_index(uid, gid, &call);
+                let msg = format!("{} timed out at the gateway", call.method);
+                self.log_call(LogLevel::Info, call.session, Some(uid), &call.method, Some(&call.sent_params), msg);
                 if !call.queued && call.collect.is_none() {
                     self.send_up(
                         uid,

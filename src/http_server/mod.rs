@@ -321,10 +321,15 @@ impl HttpServer {
             let msg = format!("Payload Too Large: the body is over {} bytes", self.cfg.max_body_bytes);
             return self.error(st, 413, None, code::INVALID_REQUEST, &msg, &cors);
         }
-        let msg = match Message::parse(req.body) {
+        let mut msg = match Message::parse(req.body) {
             Ok(m) => m,
             Err(e) => return self.json(st, 400, &Message::error(None, e.to_error()), Vec::new(), &cors),
         };
+        // A trace context in headers joins the request's `_meta` (where the engine looks for it).
+        if let (Message::Request { params, .. }, Some(tp)) = (&mut msg, req.header(crate::trace::TRACEPARENT)) {
+            let p = params.get_or_insert_with(|| Value::Object(Default::default()));
+            crate::trace::from_headers(p, Some(tp), req.header(crate::trace::TRACESTATE));
+        }
         let version = req.header("mcp-protocol-version").map(str::to_string);
         match version.as_deref().map(|v| (v, protocol::era_of(v))) {
             Some((_, Some(Era::Modern))) => self.post_modern(gw, now, st, req, msg, version.unwrap_or_default(), cors),

@@ -223,7 +223,18 @@ pub fn pump(shared: &Shared) {
                         link.send(message);
                     }
                 }
-                Output::Log { level, message } => log(level, &message),
+                Output::Log { level, message, call } => match call {
+                    Some(c) => log(
+                        level,
+                        &format!(
+                            "{message} (session {}, upstream {}, {})",
+                            c.session.map_or(0, |s| s.0),
+                            c.upstream.as_deref().unwrap_or("-"),
+                            c.method
+                        ),
+                    ),
+                    None => log(level, &message),
+                },
                 Output::Sample { job, provider, url, request } => {
                     let sampler = shared.borrow().sampler;
                     match sampler {

@@ -225,6 +225,13 @@ impl Link {
         for (k, v) in mcp_headers {
             req = req.header(k, v);
         }
+        // The trace context in `_meta` as headers too (not in the browser's connector: a header a
+        // cross-origin upstream did not allow in CORS would make the whole request fail).
+        if let Message::Request { params, .. } = &m {
+            for (k, v) in mcp_edge_gateway::trace::headers(params.as_ref()) {
+                req = req.header(k, v);
+            }
+        }
         let text = m.to_json();
         crate::metrics::count(&crate::metrics::BYTES.upstream_out, text.len());
         let resp = match req.body(text).send().await {

@@ -9,7 +9,8 @@ Each HTTP request on any path appends one JSON line to the `--log` file before t
      "rpc": [{"method": ..., "id": ..., "name": <params.name>, "uri": <params.uri>,
               "meta_type": <JSON type of params._meta, or null if absent>,
               "arguments_type": <JSON type of params.arguments, or null if absent>,
-              "arguments": <params.arguments, tools/call only>}, ...]}
+              "arguments": <params.arguments, tools/call only>,
+              "traceparent", "tracestate": <from params._meta, when it is an object>}, ...]}
 `rpc` lists the JSON-RPC messages of the body (one, or each of a batch; [] for no JSON body).
 
 Tools:
@@ -83,6 +84,9 @@ def describe(msg: Any) -> dict[str, Any]:
         out["name"] = params.get("name")
         out["uri"] = params.get("uri")
         out["meta_type"] = json_type(params["_meta"]) if "_meta" in params else None
+        if isinstance(params.get("_meta"), dict):
+            out["traceparent"] = params["_meta"].get("traceparent")
+            out["tracestate"] = params["_meta"].get("tracestate")
         out["arguments_type"] = json_type(params["arguments"]) if "arguments" in params else None
         if msg.get("method") == "tools/call":
             out["arguments"] = params.get("arguments")
