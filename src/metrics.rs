@@ -16,8 +16,10 @@ use crate::protocol::method;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, VecDeque};
 
-/// Upper bounds of the histogram buckets, in seconds (the semantic conventions' advice).
-pub const BOUNDS: [f64; 14] = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
+/// Upper bounds of the histogram buckets, in seconds: the semantic conventions' advice (from 10 ms),
+/// with three below it, since a call at the edge often takes a millisecond or two.
+pub const BOUNDS: [f64; 17] =
+    [0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
 
 /// Distinct tool names a histogram keeps before the rest share `_OTHER`.
 pub const MAX_TOOLS: usize = 256;
@@ -286,8 +288,8 @@ mod tests {
         assert_eq!(s["sum"], 1_000.421);
         let b: Vec<u64> = s["buckets"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
         assert_eq!(b.len(), BOUNDS.len() + 1);
-        assert_eq!(&b[..3], &[2, 3, 3]); // 0 and 10 ms ≤ 0.01 s; 11 ms ≤ 0.02 s
-        assert_eq!(b[5], 4); // 400 ms ≤ 0.5 s
+        assert_eq!(&b[..6], &[1, 1, 1, 2, 3, 3]); // 0 ms ≤ 1 ms; 10 ms ≤ 0.01 s; 11 ms ≤ 0.02 s
+        assert_eq!(b[8], 4); // 400 ms ≤ 0.5 s
         assert_eq!(b[BOUNDS.len() - 1], 4); // 1,000 s is beyond 300 s
         assert_eq!(b[BOUNDS.len()], 5);
     }

@@ -142,7 +142,9 @@ impl Gateway {
         let Some(op) = self.asking.remove(&(u.0, gid)) else { return };
         let o = Op { method: op.method, upstream: Some(u.0), tool: op.tool.as_deref() };
         self.metrics.observe(Side::Client, o, outcome, now.saturating_sub(op.start));
-        if !matches!(outcome, Outcome::Ok | Outcome::ToolError | Outcome::Cancelled) {
+        // A legacy upstream refusing `server/discover` is how its era is found, not an error to show.
+        let era_probe = op.method == method::DISCOVER && outcome == Outcome::Rpc(code::METHOD_NOT_FOUND);
+        if !era_probe && !matches!(outcome, Outcome::Ok | Outcome::ToolError | Outcome::Cancelled) {
             let wall = self.wall(now);
             let text = match outcome {
                 Outcome::Timeout => "no answer in time",

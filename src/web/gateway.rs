@@ -328,6 +328,13 @@ impl Gateway {
         to_js(&self.inner.shared.borrow().engine.status())
     }
 
+    /// The same figures the native host's `/metrics` exports (operation histograms by method,
+    /// upstream and tool; sessions, cache, queue and replays, upstreams and breakers, counters,
+    /// sampling, recent errors), as an object: no exporter in the wasm.
+    pub fn metrics(&self) -> JsValue {
+        to_js(&self.inner.shared.borrow().engine.metrics())
+    }
+
     /// Disconnect every upstream and fail whatever is still waiting.
     pub fn close(&self) {
         runtime::shutdown(&self.inner.shared);

@@ -52,6 +52,28 @@ for (const [transport, path] of [['http', '/mcp'], ['websocket', '/ws']]) {
   });
 }
 
+test('metrics() in the page agrees with the engine: per method, upstream and tool, both sides', async () => {
+  const { m, st } = await page.evaluate((u) => window.e2e.viaMetrics(u), `http://127.0.0.1:${gw.port}/mcp`);
+  const count = (side, f) => m.operations[side].filter(f).reduce((n, s) => n + s.count, 0);
+  const echo = (s) => s.method === 'tools/call' && s.outcome === 'ok';
+  assert.equal(count('server', (s) => echo(s) && s.tool === 'native__everything__echo' && s.upstream === 'native'), 3);
+  // Towards the upstream (the native gateway) the tool has that upstream's name for it.
+  assert.equal(count('client', (s) => echo(s) && s.tool === 'everything__echo' && s.upstream === 'native'), 3);
+  assert.equal(count('server', (s) => s.method === 'tools/call' && s.errorType === '-32602'), 1);
+  assert.ok(!JSON.stringify(m).includes('native__nope'), 'a made-up tool name never becomes a label');
+  // Every client request the engine counted was answered and timed.
+  assert.equal(count('server', () => true), st.stats.clientRequests);
+  assert.equal(m.stats.clientRequests, st.stats.clientRequests);
+  assert.equal(m.upstreams[0].name, 'native');
+  assert.equal(m.upstreams[0].state, 'ready');
+  assert.deepEqual(m.operations.bounds.slice(0, 3), [0.001, 0.0025, 0.005]);
+  for (const s of [...m.operations.server, ...m.operations.client]) {
+    assert.equal(s.buckets.length, m.operations.bounds.length + 1);
+    assert.equal(s.buckets.at(-1), s.count, 'cumulative buckets end at the count');
+  }
+  assert.ok(m.recentErrors.some((e) => e.method === 'tools/call' && e.errorType === '-32602'));
+});
+
 test('the official TypeScript SDK Client works in the page through GatewayTransport', async () => {
   const r = await page.evaluate((u) => window.e2e.viaSdk(u), `http://127.0.0.1:${gw.port}/mcp`);
   assert.ok(r.tools.includes('native__everything__echo'));
