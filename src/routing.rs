@@ -129,6 +129,11 @@ impl Catalog {
         base_name(cfg, &cfg.upstreams[upstream], kind, orig)
     }
 
+    /// Whether an upstream listed this exposed name (not merely a prefix that routes).
+    pub fn knows(&self, kind: ListKind, exposed: &str) -> bool {
+        self.by_exposed.contains_key(&(kind, exposed.to_string()))
+    }
+
     /// Which upstream owns an exposed tool or prompt name, and the upstream's own name for it.
     /// Prefixes resolve even when the upstream is down (so the caller can say which one is missing).
     pub fn resolve_name(&self, cfg: &GatewayConfig, kind: ListKind, exposed: &str) -> Option<(usize, String)> {

@@ -87,10 +87,8 @@ pub async fn handler(State(app): State<Arc<App>>, headers: HeaderMap) -> Respons
         return axum::Json(figures).into_response();
     }
     match encode(figures) {
-        Ok(text) => {
-            ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
-                .into_response()
-        }
+        Ok(text) => ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+            .into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
@@ -148,7 +146,8 @@ fn one<T>(v: T) -> [(Labels, T); 1] {
 }
 
 fn histograms(e: &mut DescriptorEncoder, name: &str, help: &str, ops: &Value, side: &str) -> std::fmt::Result {
-    let bounds: Vec<f64> = ops["bounds"].as_array().map(|b| b.iter().filter_map(Value::as_f64).collect()).unwrap_or_default();
+    let bounds: Vec<f64> =
+        ops["bounds"].as_array().map(|b| b.iter().filter_map(Value::as_f64).collect()).unwrap_or_default();
     let mut m = e.encode_descriptor(name, help, None, MetricType::Histogram)?;
     for series in ops[side].as_array().into_iter().flatten() {
         let mut labels: Labels = vec![("mcp_method_name".into(), s(&series["method"]))];
@@ -201,22 +200,39 @@ impl Collector for Figures {
         gauge(&mut e, "mcp_gateway_sessions", "Open downstream sessions", &one(u(&f["sessions"]) as f64))?;
         let c = &f["cache"];
         counter(&mut e, "mcp_gateway_cache_hits", "Answers served fresh from the cache", &one(u(&c["hits"])))?;
-        counter(&mut e, "mcp_gateway_cache_misses", "Cacheable requests the cache could not answer", &one(u(&c["misses"])))?;
-        counter(&mut e, "mcp_gateway_cache_stale", "Stale answers served while an upstream was down", &one(u(&c["stale"])))?;
+        counter(
+            &mut e,
+            "mcp_gateway_cache_misses",
+            "Cacheable requests the cache could not answer",
+            &one(u(&c["misses"])),
+        )?;
+        counter(
+            &mut e,
+            "mcp_gateway_cache_stale",
+            "Stale answers served while an upstream was down",
+            &one(u(&c["stale"])),
+        )?;
         counter(&mut e, "mcp_gateway_cache_evictions", "Cache entries evicted for space", &one(u(&c["evictions"])))?;
         gauge(&mut e, "mcp_gateway_cache_entries", "Entries in the cache", &one(u(&c["entries"]) as f64))?;
         gauge(&mut e, "mcp_gateway_cache_bytes", "Bytes held by the cache", &one(u(&c["bytes"]) as f64))?;
         let q = &f["queue"];
-        gauge(&mut e, "mcp_gateway_queue_depth", "Offline-queue calls waiting or running", &one(u(&q["depth"]) as f64))?;
+        gauge(
+            &mut e,
+            "mcp_gateway_queue_depth",
+            "Offline-queue calls waiting or running",
+            &one(u(&q["depth"]) as f64),
+        )?;
         let r = &q["replays"];
-        let replays: Vec<(Labels, u64)> = [("completed", "completed"), ("failed", "failed"), ("in_doubt", "inDoubt"), ("requeued", "requeued")]
-            .iter()
-            .map(|(label, key)| (vec![("outcome".to_string(), label.to_string())], u(&r[*key])))
-            .collect();
+        let replays: Vec<(Labels, u64)> =
+            [("completed", "completed"), ("failed", "failed"), ("in_doubt", "inDoubt"), ("requeued", "requeued")]
+                .iter()
+                .map(|(label, key)| (vec![("outcome".to_string(), label.to_string())], u(&r[*key])))
+                .collect();
         counter(&mut e, "mcp_gateway_queue_replays", "Offline-queue replays by how they ended", &replays)?;
         let ups = f["upstreams"].as_array().cloned().unwrap_or_default();
         let name = |x: &Value| vec![("upstream".to_string(), s(&x["name"]))];
-        let up: Vec<(Labels, f64)> = ups.iter().map(|x| (name(x), f64::from(u8::from(x["state"] == "ready")))).collect();
+        let up: Vec<(Labels, f64)> =
+            ups.iter().map(|x| (name(x), f64::from(u8::from(x["state"] == "ready")))).collect();
         gauge(&mut e, "mcp_gateway_upstream_up", "1 when the upstream's link is ready", &up)?;
         let inflight: Vec<(Labels, f64)> = ups.iter().map(|x| (name(x), u(&x["inFlight"]) as f64)).collect();
         gauge(&mut e, "mcp_gateway_upstream_in_flight", "Requests in flight to the upstream", &inflight)?;
@@ -229,7 +245,12 @@ impl Collector for Figures {
                 breakers.push((l, f64::from(u8::from(x["breaker"] == st))));
             }
         }
-        gauge(&mut e, "mcp_gateway_breaker_state", "1 for the state each group member's circuit breaker is in", &breakers)?;
+        gauge(
+            &mut e,
+            "mcp_gateway_breaker_state",
+            "1 for the state each group member's circuit breaker is in",
+            &breakers,
+        )?;
         let st = &f["stats"];
         for (n, key, help) in [
             ("mcp_gateway_failovers", "failovers", "Group calls sent to another member than the one they failed on"),
@@ -245,10 +266,22 @@ impl Collector for Figures {
                 .map(|o| o.iter().map(|(k, n)| (vec![("provider".to_string(), k.clone())], u(n))).collect())
                 .unwrap_or_default()
         };
-        counter(&mut e, "mcp_gateway_sampling_answers", "Sampling requests answered, by provider", &per_provider(&f["sampling"]["answers"]))?;
-        counter(&mut e, "mcp_gateway_sampling_failures", "Sampling providers that failed, by provider", &per_provider(&f["sampling"]["failures"]))?;
+        counter(
+            &mut e,
+            "mcp_gateway_sampling_answers",
+            "Sampling requests answered, by provider",
+            &per_provider(&f["sampling"]["answers"]),
+        )?;
+        counter(
+            &mut e,
+            "mcp_gateway_sampling_failures",
+            "Sampling providers that failed, by provider",
+            &per_provider(&f["sampling"]["failures"]),
+        )?;
         let b = &BYTES;
-        let l = |side: &str, dir: &str| vec![("side".to_string(), side.to_string()), ("direction".to_string(), dir.to_string())];
+        let l = |side: &str, dir: &str| {
+            vec![("side".to_string(), side.to_string()), ("direction".to_string(), dir.to_string())]
+        };
         let bytes = [
             (l("client", "in"), b.client_in.load(Ordering::Relaxed)),
             (l("client", "out"), b.client_out.load(Ordering::Relaxed)),

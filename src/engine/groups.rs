@@ -334,7 +334,14 @@ impl Gateway {
             self.stats.failovers += 1;
             let (a, b) = (self.uname(from).to_string(), self.cfg.upstreams[to].name.clone());
             let msg = format!("{} {key:?}: failing over from {a:?} to {b:?}", call.method);
-            self.log_call(LogLevel::Info, call.session, Some(UpstreamId(to)), &call.method, Some(&call.sent_params), msg);
+            self.log_call(
+                LogLevel::Info,
+                call.session,
+                Some(UpstreamId(to)),
+                &call.method,
+                Some(&call.sent_params),
+                msg,
+            );
         }
         let mut params = call.sent_params.clone();
         if let Some(t) = &call.client_progress {

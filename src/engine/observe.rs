@@ -57,13 +57,21 @@ impl Gateway {
         self.serving.insert((s, id.clone()), op);
     }
 
-    /// The call was routed to `u`, for the tool the client called `tool`.
+    /// The call was routed to `u`, for the tool the client called `tool`. A name no upstream listed
+    /// (routed by its prefix alone) is labelled `_OTHER`.
     pub(super) fn op_routed(&mut self, s: SessionId, id: &Id, u: UpstreamId, tool: &str) {
+        let Some(op) = self.serving.get(&(s, id.clone())) else { return };
+        let label = (op.method == method::TOOLS_CALL).then(|| {
+            let known = self.catalog.knows(ListKind::Tools, tool) || self.resolve_offline_tool(tool).is_some();
+            if known {
+                tool.to_string()
+            } else {
+                "_OTHER".to_string()
+            }
+        });
         if let Some(op) = self.serving.get_mut(&(s, id.clone())) {
             op.upstream = Some(u.0);
-            if op.method == method::TOOLS_CALL {
-                op.tool = Some(tool.to_string());
-            }
+            op.tool = label;
         }
     }
 
@@ -92,7 +100,12 @@ impl Gateway {
             let what = match (outcome, op.tool.as_deref()) {
                 (Outcome::Ok, Some(t)) => format!("{} {t:?} answered in {ms} ms", op.method),
                 (Outcome::Ok, None) => format!("{} answered in {ms} ms", op.method),
-                (o, t) => format!("{}{} failed in {ms} ms ({})", op.method, t.map(|t| format!(" {t:?}")).unwrap_or_default(), o.error_type()),
+                (o, t) => format!(
+                    "{}{} failed in {ms} ms ({})",
+                    op.method,
+                    t.map(|t| format!(" {t:?}")).unwrap_or_default(),
+                    o.error_type()
+                ),
             };
             let call = LogCall {
                 session: Some(s),
