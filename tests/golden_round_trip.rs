@@ -49,7 +49,11 @@ fn forwarding_changes_only_what_the_gateway_owns() {
     let up = &actual["upstream_saw"]["params"];
     assert_eq!(up["name"], "echo");
     assert_eq!(up["x-extra"], json!({"kept": true}));
-    assert_eq!(up["_meta"]["traceparent"], req["params"]["_meta"]["traceparent"]);
+    // The same trace, with the gateway's own span as the parent (src/trace.rs).
+    let (sent_tp, up_tp) =
+        (req["params"]["_meta"]["traceparent"].as_str().unwrap(), up["_meta"]["traceparent"].as_str().unwrap());
+    assert_eq!(sent_tp[..36], up_tp[..36]);
+    assert_ne!(sent_tp, up_tp);
     assert_eq!(up["arguments"], req["params"]["arguments"]);
     assert_eq!(actual["upstream_saw"]["x-envelope"], Value::Null, "envelope extras are per hop");
     let last = actual["client_got"].as_array().unwrap().last().unwrap();
