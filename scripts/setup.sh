@@ -8,6 +8,26 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
+step "cross targets (rustup dist), qemu-user and mingw-w64 (Debian), zig (PyPI ziglang) and cargo-zigbuild (crates.io)"
+for t in $CROSS_TARGETS riscv32imc-unknown-none-elf wasm32-wasip1; do
+  rustup target list --installed | grep -qx "$t" || rustup target add "$t"
+done
+if ! command -v qemu-aarch64 >/dev/null || ! command -v file >/dev/null || ! command -v x86_64-w64-mingw32-gcc >/dev/null || [ ! -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends qemu-user mingw-w64 libc6-arm64-cross file
+fi
+if [ "$("$ZIG_VENV/bin/python" -m ziglang version 2>/dev/null)" != "$ZIG_VERSION" ]; then
+  python3 -m venv "$ZIG_VENV"
+  "$ZIG_VENV/bin/pip" install --disable-pip-version-check -q "ziglang==$ZIG_VERSION"
+fi
+if [ "$(cargo-zigbuild --version 2>/dev/null | awk '{print $2}')" != "$ZIGBUILD_VERSION" ]; then
+  cargo_locked install cargo-zigbuild --version "$ZIGBUILD_VERSION" --locked
+fi
+if [ "$(cargo-deny --version 2>/dev/null | awk '{print $2}')" != "$DENY_VERSION" ]; then
+  cargo_locked install cargo-deny --version "$DENY_VERSION" --locked
+fi
+
 step "Chromium and ChromeDriver (Debian packages) for the browser tests"
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
