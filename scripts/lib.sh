@@ -16,3 +16,4 @@ CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/mcp-edge-gateway"
 ZIG_VENV="$CACHE_DIR/zig-venv"
 # cargo-zigbuild finds zig as `python3 -m ziglang` (the PyPI wheel) when no zig is on PATH.
 zig_env() { export PATH="$ZIG_VENV/bin:$PATH"; }
+LLVM_COV_VERSION=0.9.1

@@ -11,4 +11,6 @@ start=$(date +%s)
 "$ROOT/scripts/test-wasm.sh"
 "$ROOT/scripts/test-interop.sh"
 "$ROOT/scripts/test-browser.sh"
+"$ROOT/scripts/test-embedded.sh"
+"$ROOT/scripts/test-targets.sh"
 step "all tests passed in $(( $(date +%s) - start )) s"

@@ -2,8 +2,10 @@
 //! and by who may see it, capped in bytes with least-recently-used eviction. Pure data: the engine
 //! decides what goes in, when it is fresh, and writes it through to the store.
 
+use crate::prelude::*;
+
+use crate::prelude::HashMap;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 
 /// One cached result, as stored (JSON) and held in memory.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,6 +1,8 @@
 //! What the engine needs to know about its upstreams. Transport details (commands, URLs, headers) are
 //! the host's business; the core sees names, namespacing and era preferences.
 
+use crate::prelude::*;
+
 use crate::protocol::Era;
 
 pub mod entry;

@@ -4,6 +4,8 @@
 //! comes next and that upstream's own cursor (opaque to us, passed back verbatim). It is base64url of a
 //! small JSON object so it is printable, header-safe and versioned (`v`).
 
+use crate::prelude::*;
+
 use serde_json::{json, Value};
 
 /// Where the next page of an aggregated list comes from.

@@ -29,6 +29,8 @@
 //! failover), `sampling` (the provider chain), `observe` (what metrics count), `listen` (notifications outside replies:
 //! `subscriptions/listen` both ways), `time` (deadlines) and `offline` (cache and queue).
 
+use crate::prelude::*;
+
 mod answers;
 mod calls;
 mod client;
@@ -50,16 +52,17 @@ use crate::config::{ConfigError, GatewayConfig};
 use crate::cursor::{self, Position};
 use crate::health::{Breaker, RetryBudget};
 use crate::jsonrpc::{code, ErrorObject, Id, Message};
+use crate::prelude::{HashMap, HashSet};
 use crate::protocol::{self, meta, method, Era, ListKind};
 use crate::queue::Queue;
 use crate::routing::{item_key, Catalog, Collision};
 use crate::store::StoreOp;
 use crate::token::TokenSource;
+use alloc::collections::VecDeque;
 use groups::{Delayed, Failure, GroupCall};
 use offline::{CacheSlot, Replay, StoreWait, Waiter};
 use serde_json::{json, Map, Value};
 use shape::check_params;
-use std::collections::{HashMap, HashSet, VecDeque};
 
 /// Milliseconds on the host's monotonic clock.
 pub type Millis = u64;
@@ -321,8 +324,8 @@ pub struct Gateway {
     jobs: HashMap<u64, sampling::Job>,
     next_job: u64,
     /// Sampling answers and failures per provider.
-    sampled: std::collections::BTreeMap<String, u64>,
-    sample_failures: std::collections::BTreeMap<String, u64>,
+    sampled: alloc::collections::BTreeMap<String, u64>,
+    sample_failures: alloc::collections::BTreeMap<String, u64>,
     /// Rate limits by principal (or session).
     buckets: crate::limits::Buckets,
     validator: Option<Box<dyn crate::validate::ArgumentValidator>>,

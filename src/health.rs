@@ -231,7 +231,8 @@ impl RetryBudget {
     /// Spend one extra attempt if the budget allows it.
     pub fn try_spend(&mut self, now: Millis, p: &RetryPolicy) -> bool {
         let (firsts, extras) = self.window.sums(p.budget_window_ms, Some(now));
-        let allowed = (p.budget_ratio * f64::from(firsts)).floor() as u32 + p.budget_min;
+        // `as` truncates toward zero: the floor, for a product that is never negative.
+        let allowed = (p.budget_ratio * f64::from(firsts)) as u32 + p.budget_min;
         if extras < allowed {
             self.window.add(p.budget_window_ms, now, 0, 1);
             true

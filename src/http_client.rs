@@ -2,10 +2,12 @@
 //! goes out in, which headers it carries, what a reply means, and when a session has expired. The
 //! native connector (reqwest) and the browser connector (`fetch`) both drive this.
 
+use crate::prelude::*;
+
 use crate::jsonrpc::{Id, Message};
+use crate::prelude::HashMap;
 use crate::protocol::{self, method, Era};
 use serde_json::Value;
-use std::collections::HashMap;
 
 /// What one link to a Streamable HTTP upstream remembers.
 #[derive(Debug, Default)]
@@ -163,7 +165,7 @@ impl HttpClientState {
     pub fn expired(&mut self, m: Message) -> bool {
         self.session = None;
         self.retry.push(m);
-        !std::mem::replace(&mut self.reinitializing, true)
+        !core::mem::replace(&mut self.reinitializing, true)
     }
 
     /// The session expired (noticed without a refused message): true when this starts a new
@@ -173,13 +175,13 @@ impl HttpClientState {
             return false;
         }
         self.session = None;
-        !std::mem::replace(&mut self.reinitializing, true)
+        !core::mem::replace(&mut self.reinitializing, true)
     }
 
     /// `notifications/initialized` is going out: the new session is ready; re-send these after it.
     pub fn initialized(&mut self) -> Vec<Message> {
         self.reinitializing = false;
-        std::mem::take(&mut self.retry)
+        core::mem::take(&mut self.retry)
     }
 }
 

@@ -5,8 +5,10 @@
 //! the envelope (it is what we route on) and lax about everything inside `params` and `result` (that
 //! belongs to the peers).
 
+use crate::prelude::*;
+
+use core::fmt;
 use serde_json::{Map, Value};
-use std::fmt;
 
 /// JSON-RPC and MCP error codes the gateway produces or inspects.
 pub mod code {
@@ -166,7 +168,7 @@ pub fn bounded(m: Message, len: usize, max: usize) -> Option<Message> {
 impl Message {
     /// Parse one message from bytes. Invalid UTF-8, bad JSON, batches and wrong shapes are errors.
     pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
-        let text = std::str::from_utf8(bytes).map_err(|_| ParseError::Json("body is not valid UTF-8".into()))?;
+        let text = core::str::from_utf8(bytes).map_err(|_| ParseError::Json("body is not valid UTF-8".into()))?;
         if nesting_depth(text) > MAX_DEPTH {
             return Err(ParseError::Json(format!("nesting deeper than {MAX_DEPTH} levels")));
         }

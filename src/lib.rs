@@ -18,7 +18,36 @@
 //! - [`metrics`]: operation histograms (OpenTelemetry MCP conventions) and recent errors.
 //! - [`trace`]: W3C trace context through the gateway (its own span added).
 //! - [`sampling`]: MCP sampling ↔ OpenAI chat completions, for providers that answer at the edge.
+//!
+//! # `no_std`
+//!
+//! The core is `no_std` + `alloc` throughout: it needs an allocator and nothing of an operating
+//! system, so it builds for a microcontroller (`riscv32imc-unknown-none-elf`, the ESP32-C3) with
+//! `--no-default-features`. The `std` feature (default) adds what needs an OS or is only useful
+//! with one: std's `HashMap` (SipHash with a per-process random key; without `std`, hashbrown's
+//! foldhash, which is not seeded from the OS), `std::error::Error` for the error types of
+//! serde_json, and the optional `jwt`, `validate` and `web` features, which build on std crates.
+// Unit tests get std's prelude (the harness links std anyway).
+#![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+
+// `format!` and `vec!` from alloc, in every module.
+#[macro_use]
+extern crate alloc;
+#[cfg(all(feature = "std", not(test)))]
+extern crate std;
+
+/// What std's prelude would bring, for a crate that is `no_std`: every module starts with
+/// `use crate::prelude::*;`.
+pub(crate) mod prelude {
+    pub use alloc::boxed::Box;
+    pub use alloc::string::{String, ToString};
+    pub use alloc::vec::Vec;
+    #[cfg(not(feature = "std"))]
+    pub use hashbrown::{HashMap, HashSet};
+    #[cfg(feature = "std")]
+    pub use std::collections::{HashMap, HashSet};
+}
 
 pub mod auth;
 pub mod cache;

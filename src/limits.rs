@@ -11,9 +11,11 @@
 //! max_upstream_response_bytes = 16777216
 //! ```
 
+use crate::prelude::*;
+
+use crate::prelude::HashMap;
 use crate::Millis;
 use serde_json::Value;
-use std::collections::HashMap;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
@@ -76,7 +78,7 @@ impl Buckets {
             b.tokens -= 1.0;
             return Ok(());
         }
-        let wait = ((1.0 - b.tokens) / rate).ceil() as Millis;
+        let wait = ceil_ms((1.0 - b.tokens) / rate);
         Err(OverLimit { retry_after_ms: wait.max(1), limit: rpm, window_s: 60 })
     }
 
@@ -110,6 +112,17 @@ pub fn read_limits(v: Option<&Value>) -> Result<Limits, String> {
         }
     }
     Ok(l)
+}
+
+/// `x.ceil() as Millis` for the positive waits above, without std's float functions (the core is
+/// `no_std`).
+fn ceil_ms(x: f64) -> Millis {
+    let t = x as Millis;
+    if (t as f64) < x {
+        t + 1
+    } else {
+        t
+    }
 }
 
 #[cfg(test)]

@@ -12,9 +12,11 @@
 //!
 //! Beside them, the last [`RECENT_ERRORS`] errors the gateway answered, for status pages.
 
+use crate::prelude::*;
+
 use crate::protocol::method;
+use alloc::collections::{BTreeMap, VecDeque};
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, VecDeque};
 
 /// Upper bounds of the histogram buckets, in seconds: the semantic conventions' advice (from 10 ms),
 /// with three below it, since a call at the edge often takes a millisecond or two.

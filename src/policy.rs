@@ -17,6 +17,8 @@
 //! everything is allowed. An unauthenticated caller (loopback, no `[auth]`) is matched by `"*"` only.
 //! Globs: `*` any run of characters, `?` one character, everything else itself.
 
+use crate::prelude::*;
+
 use crate::principal::Principal;
 use serde_json::Value;
 

@@ -2,6 +2,8 @@
 //! Hosts establish it (a verified JWT, a static token); the engine uses it for tool policy, rate
 //! limits, and as the auth context of private cache entries and queued calls.
 
+use crate::prelude::*;
+
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {

@@ -1,5 +1,7 @@
 //! MCP facts the gateway needs: versions, eras, method names and the modern `_meta` keys.
 
+use crate::prelude::*;
+
 use serde_json::{json, Map, Value};
 
 /// The protocol era a peer speaks. Legacy: `initialize` and sessions (2024-11-05 ..= 2025-11-25).

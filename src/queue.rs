@@ -2,6 +2,8 @@
 //! 2026-07-28 extension's), and the admin view. The engine moves entries through their states and
 //! writes every change to the store before acting on it.
 
+use crate::prelude::*;
+
 use serde_json::{json, Map, Value};
 
 /// Where a queued call is.
@@ -111,11 +113,11 @@ impl Queue {
         self.index(*seq).ok().map(|i| self.0.remove(i))
     }
 
-    pub fn values(&self) -> std::slice::Iter<'_, Entry> {
+    pub fn values(&self) -> core::slice::Iter<'_, Entry> {
         self.0.iter()
     }
 
-    pub fn values_mut(&mut self) -> std::slice::IterMut<'_, Entry> {
+    pub fn values_mut(&mut self) -> core::slice::IterMut<'_, Entry> {
         self.0.iter_mut()
     }
 

@@ -6,10 +6,12 @@
 //! prefixed one) would expose the same name, the later upstream in config order gets its name
 //! prefixed with its upstream name, and the collision is reported. Nothing is dropped.
 
+use crate::prelude::*;
+
 use crate::config::{GatewayConfig, UpstreamSpec};
+use crate::prelude::HashMap;
 use crate::protocol::ListKind;
 use serde_json::Value;
-use std::collections::HashMap;
 
 /// The items each upstream last reported, per kind, and the names derived from them.
 #[derive(Debug, Default)]

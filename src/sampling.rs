@@ -9,6 +9,8 @@
 //! `stopReason` endTurn/maxTokens/toolUse (others kept as they are); `model` is what the provider
 //! says answered.
 
+use crate::prelude::*;
+
 use crate::config::ProviderSpec;
 use serde_json::{json, Map, Value};
 
@@ -32,7 +34,7 @@ pub fn modalities(params: &Value) -> Vec<&'static str> {
 pub fn choose_model<'a>(p: &'a ProviderSpec, params: &Value) -> &'a str {
     let hints = params.pointer("/modelPreferences/hints").and_then(Value::as_array);
     for h in hints.into_iter().flatten().filter_map(|h| h.get("name").and_then(Value::as_str)) {
-        if let Some(m) = std::iter::once(&p.model).chain(&p.models).find(|m| m.contains(h) && !h.is_empty()) {
+        if let Some(m) = core::iter::once(&p.model).chain(&p.models).find(|m| m.contains(h) && !h.is_empty()) {
             return m;
         }
     }

@@ -1,5 +1,7 @@
 //! Server-sent events: an incremental parser, shared by the native and browser HTTP connectors.
 
+use crate::prelude::*;
+
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
@@ -52,8 +54,8 @@ impl Parser {
             if line.is_empty() {
                 if self.has_data {
                     out.push(Event {
-                        event: if self.event.is_empty() { "message".into() } else { std::mem::take(&mut self.event) },
-                        data: std::mem::take(&mut self.data),
+                        event: if self.event.is_empty() { "message".into() } else { core::mem::take(&mut self.event) },
+                        data: core::mem::take(&mut self.data),
                         id: self.id.clone(),
                     });
                 }

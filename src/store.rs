@@ -11,8 +11,10 @@
 //! outcome with [`crate::Gateway::store_done`]. A queued call is acknowledged to its client only after
 //! its batch is reported durable.
 
-use std::collections::BTreeMap;
-use std::future::Future;
+use crate::prelude::*;
+
+use alloc::collections::BTreeMap;
+use core::future::Future;
 
 /// The tables a store keeps. Keys are unique within a table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -145,7 +147,7 @@ impl MemoryStore {
                 }
             }
         }
-        let before = std::mem::replace(&mut self.tables, next);
+        let before = core::mem::replace(&mut self.tables, next);
         if let Some(max) = self.max_bytes {
             if self.size() > max {
                 self.tables = before;

@@ -3,6 +3,8 @@
 //! The core reads no OS randomness (it would be an import in wasm); the host seeds it once with 32
 //! random bytes ([`crate::Gateway::seed`]). Unseeded (in tests) tokens are unique but predictable.
 
+use crate::prelude::*;
+
 /// ChaCha20 block function (RFC 8439) used as a keystream generator.
 pub struct TokenSource {
     key: [u32; 8],

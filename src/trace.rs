@@ -7,6 +7,8 @@
 //! A malformed `traceparent` is forwarded untouched (the gateway is transparent to what it does not
 //! understand) and the gateway adds no span to it.
 
+use crate::prelude::*;
+
 use serde_json::Value;
 
 pub const TRACEPARENT: &str = "traceparent";

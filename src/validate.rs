@@ -8,6 +8,8 @@
 //! `regex` engine, schemas over [`MAX_SCHEMA_BYTES`] are not compiled, and at most
 //! [`MAX_COMPILED`] compiled schemas are kept.
 
+use crate::prelude::*;
+
 use serde_json::Value;
 
 /// Why arguments were refused: where (a JSON pointer into the arguments) and what.
@@ -33,13 +35,13 @@ pub use with_jsonschema::SchemaValidator;
 #[cfg(feature = "validate")]
 mod with_jsonschema {
     use super::*;
-    use std::collections::HashMap;
+    use crate::prelude::HashMap;
 
     /// Refuses every external reference: nothing is fetched, from the network or from files.
     struct NoRetrieval;
 
     impl jsonschema::Retrieve for NoRetrieval {
-        fn retrieve(&self, uri: &jsonschema::Uri<String>) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+        fn retrieve(&self, uri: &jsonschema::Uri<String>) -> Result<Value, Box<dyn core::error::Error + Send + Sync>> {
             Err(format!("external $ref {} is not fetched", uri.as_str()).into())
         }
     }

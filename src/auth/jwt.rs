@@ -6,6 +6,8 @@
 //! [`super::Denial::unknown_key`] set, and the host refetches (bounded by
 //! [`super::JWKS_REFETCH_MS`]).
 
+use crate::prelude::*;
+
 use super::{Denial, SKEW_S};
 use crate::principal::Principal;
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
@@ -39,8 +41,8 @@ pub struct Keys {
     keys: Vec<(Option<String>, Option<Algorithm>, DecodingKey)>,
 }
 
-impl std::fmt::Debug for Keys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_list().entries(self.keys.iter().map(|(k, a, _)| (k, a))).finish()
     }
 }

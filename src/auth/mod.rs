@@ -20,6 +20,8 @@
 //!   gateway's canonical URI (RFC 8707), `exp` and `nbf` within [`SKEW_S`], `typ` `at+jwt` (or `JWT`).
 //! - Missing scopes: 403 `insufficient_scope`, naming every required scope in one challenge.
 
+use crate::prelude::*;
+
 use crate::principal::Principal;
 use serde_json::{json, Value};
 
@@ -305,7 +307,7 @@ pub fn is_url(s: &str) -> bool {
         Some(h) => h.split(']').next().unwrap_or_default(),
         None => host.rsplit_once(':').map_or(host, |(h, _)| h),
     };
-    host == "localhost" || host == "::1" || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+    host == "localhost" || host == "::1" || host.parse::<core::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]

@@ -1,3 +1,5 @@
+use crate::prelude::*;
+
 use super::*;
 
 fn auth(tokens: &[(&str, &str, &[&str])]) -> Auth {

@@ -1,6 +1,8 @@
 //! Static bearer tokens: each names a principal and its scopes; the secret comes from the
 //! environment or a file (the host reads it), and is compared in constant time.
 
+use crate::prelude::*;
+
 use crate::principal::Principal;
 use subtle::ConstantTimeEq;
 
@@ -12,8 +14,8 @@ pub struct StaticToken {
     pub scopes: Vec<String>,
 }
 
-impl std::fmt::Debug for StaticToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for StaticToken {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "StaticToken({}, <redacted>, {:?})", self.principal, self.scopes)
     }
 }

@@ -8,10 +8,12 @@
 //! `prefix`; `era`; `disabled`; `offlineQueue` (or `offline_queue`); `cacheTtlMs` (or
 //! `cache_ttl_ms`). Unknown keys are ignored: other programs' files carry their own.
 
+use crate::prelude::*;
+
 use super::UpstreamSpec;
 use crate::protocol::Era;
+use alloc::collections::BTreeMap;
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
 
 /// How an upstream is reached. Which of these a host can drive is its own business (the browser has
 /// no processes). `Debug` shows header names, never their values (they hold credentials).
@@ -30,8 +32,8 @@ pub enum Transport {
     Builtin(String),
 }
 
-impl std::fmt::Debug for Transport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let names = |h: &BTreeMap<String, String>| h.keys().map(|k| format!("{k}: <redacted>")).collect::<Vec<_>>();
         match self {
             Transport::Stdio { command, args, env, cwd } => f

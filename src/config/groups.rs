@@ -11,6 +11,8 @@
 //! breaker = { failures = 5, error_rate = 0.5, window_ms = 30000, min_calls = 10, cooldown_ms = 5000, max_cooldown_ms = 60000 }
 //! ```
 
+use crate::prelude::*;
+
 use super::{BreakerPolicy, GatewayConfig, GroupSpec, RetryPolicy};
 use serde_json::{Map, Value};
 

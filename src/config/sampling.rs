@@ -17,6 +17,8 @@
 //! model = "big-model"
 //! ```
 
+use crate::prelude::*;
+
 use super::groups::{field, known, millis, name_ok, spelt, table};
 use serde_json::Value;
 

@@ -2,6 +2,8 @@
 //! the catalogue walk's, or the gateway's own); notifications are remapped (progress, cancellation)
 //! and passed to the clients they concern.
 
+use crate::prelude::*;
+
 use super::*;
 
 impl Gateway {

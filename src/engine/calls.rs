@@ -2,6 +2,8 @@
 //! remapped to the gateway's own per upstream; calls to tools known to ask their client take turns
 //! across clients; the gateway's own requests (catalogue, replay) go out the same way.
 
+use crate::prelude::*;
+
 use super::*;
 
 impl Gateway {

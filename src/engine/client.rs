@@ -2,6 +2,8 @@
 //! (`initialize`, `server/discover`, `ping`, tasks) is answered here; the rest is routed (see `calls`),
 //! and a retry carrying our `requestState` resumes its parked call (see `server_requests`).
 
+use crate::prelude::*;
+
 use super::*;
 
 impl Gateway {

@@ -14,6 +14,8 @@
 //!   `readOnlyHint` or `idempotentHint`, or named in `retry.safe_tools`), within the group's
 //!   attempts and retry budget; otherwise the client is told it is in doubt.
 
+use crate::prelude::*;
+
 use super::*;
 use crate::health::{self, Transition, Why};
 
@@ -209,7 +211,7 @@ impl Gateway {
             }
         }
         let due: Vec<Delayed> = {
-            let (due, wait) = std::mem::take(&mut self.delayed).into_iter().partition(|d| d.due <= now);
+            let (due, wait) = core::mem::take(&mut self.delayed).into_iter().partition(|d| d.due <= now);
             self.delayed = wait;
             due
         };

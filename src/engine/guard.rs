@@ -2,6 +2,8 @@
 //! authenticated, the tool policy over exposed names (lists filtered, calls refused), the rate and
 //! in-flight limits, and `tools/call` arguments checked against the tool's `inputSchema`.
 
+use crate::prelude::*;
+
 use super::*;
 use crate::principal::Principal;
 use crate::validate::ArgumentValidator;

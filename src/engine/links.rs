@@ -2,6 +2,8 @@
 //! delivered), the era probe and initialisation of each upstream, and the walk of its lists that
 //! builds the routing catalogue.
 
+use crate::prelude::*;
+
 use super::*;
 
 impl Gateway {
@@ -135,7 +137,7 @@ impl Gateway {
         up.queued = 0;
         let mut pending: Vec<(i64, Pending)> = up.pending.drain().collect();
         pending.sort_by_key(|(gid, _)| *gid);
-        let undelivered = std::mem::take(&mut up.undelivered);
+        let undelivered = core::mem::take(&mut up.undelivered);
         if was != Link::Down {
             self.log(LogLevel::Warn, format!("upstream {name:?} is down: {reason}"));
         }

@@ -16,6 +16,8 @@
 //! So a legacy client subscribed to a modern upstream's resource, and a modern client listening to
 //! a legacy upstream, both get their updates.
 
+use crate::prelude::*;
+
 use super::*;
 
 use crate::protocol::meta::SUBSCRIPTION_ID;
@@ -93,7 +95,7 @@ impl Gateway {
     /// wants any more, modern ones get a listen without them.
     pub(super) fn session_listens_closed(&mut self, now: Millis, s: SessionId) {
         let (gone, kept): (Vec<Listener>, Vec<Listener>) =
-            std::mem::take(&mut self.listening.listeners).into_iter().partition(|l| l.session == s);
+            core::mem::take(&mut self.listening.listeners).into_iter().partition(|l| l.session == s);
         self.listening.listeners = kept;
         if gone.is_empty() {
             return;

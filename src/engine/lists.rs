@@ -6,6 +6,8 @@
 //! from the cache), never an error for the whole list. Items two members of a group both serve are
 //! listed once, under the group's name.
 
+use crate::prelude::*;
+
 use super::*;
 
 /// A list request being gathered: the params to ask each upstream with (the client's, without its

@@ -7,6 +7,8 @@
 //! `tools/call`, the tool as the client named it, only once it resolved (so clients cannot grow
 //! the series with made-up names).
 
+use crate::prelude::*;
+
 use super::*;
 use crate::metrics::{known_method, Op, Outcome, Side};
 

@@ -2,6 +2,8 @@
 //! unreachable, invalidation), the durable offline queue (enqueue, replay, tasks) and restoring both
 //! from a store. Policy lives here; the store only keeps what it is told, in order.
 
+use crate::prelude::*;
+
 use super::*;
 use crate::cache::{self, CacheEntry};
 use crate::queue::{Entry, State};
@@ -924,7 +926,7 @@ impl Gateway {
 
     fn wake_waiters(&mut self, seq: u64) {
         let (mine, rest): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.waiters).into_iter().partition(|(x, _)| *x == seq);
+            core::mem::take(&mut self.waiters).into_iter().partition(|(x, _)| *x == seq);
         self.waiters = rest;
         for (_, w) in mine {
             if self.sessions.contains_key(&w.session) {

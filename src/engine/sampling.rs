@@ -6,6 +6,8 @@
 //! `callback`) gets the MCP params as they are. The first answer goes back; when nobody is left, the
 //! one waiting gets an error naming every provider and why it failed.
 
+use crate::prelude::*;
+
 use super::*;
 use crate::sampling as map;
 

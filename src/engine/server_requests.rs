@@ -4,6 +4,8 @@
 //! answers; a legacy upstream's request to a modern client becomes `input_required`, and the call is
 //! parked until the client's retry brings our `requestState` back.
 
+use crate::prelude::*;
+
 use super::*;
 
 impl Gateway {

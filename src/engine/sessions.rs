@@ -1,6 +1,8 @@
 //! Downstream sessions: opening and closing them (what becomes of a closing session's calls and of
 //! the requests it was asked to answer), and the ways an answer or a notification reaches a client.
 
+use crate::prelude::*;
+
 use super::*;
 
 impl Gateway {

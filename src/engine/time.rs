@@ -1,6 +1,8 @@
 //! Time: what falls due at a deadline (calls, probes and replays that timed out, parked calls nobody
 //! resumed, requests deferred while upstreams start).
 
+use crate::prelude::*;
+
 use super::*;
 
 impl Gateway {

@@ -3,6 +3,8 @@
 //! stream has its own number, sequence numbers start at 1), and a stream opens with a priming event
 //! (its id so far, the `retry` delay, empty data) for clients of a version that has them.
 
+use crate::prelude::*;
+
 use crate::protocol::{self, Era};
 
 /// The standalone (GET) stream's number in every session.

@@ -3,6 +3,8 @@
 //! (draft-ietf-httpapi-ratelimit-headers), so HTTP clients and proxies back off without reading the
 //! body. The JSON-RPC error stays the body, as on WebSocket and stdio.
 
+use crate::prelude::*;
+
 use crate::jsonrpc::code;
 use crate::Message;
 use serde_json::Value;

@@ -44,6 +44,8 @@
 //! - [`persist`]: the sessions and their events kept across a restart of the host.
 //! - [`limit`]: a rate-limited answer as HTTP 429 with `Retry-After` and `RateLimit` headers.
 
+use crate::prelude::*;
+
 mod events;
 mod limit;
 mod modern;
@@ -54,12 +56,13 @@ pub use modern::decode_header_value;
 pub use origin::{cors_headers, origin_allowed};
 
 use crate::jsonrpc::code;
+use crate::prelude::HashMap;
 use crate::protocol::{self, method, Era};
 use crate::{ErrorObject, Gateway, Id, Message, Millis, SessionId};
+use alloc::collections::VecDeque;
 use events::{event_text, parse_event_id, priming, resumable_version, Stored, STANDALONE};
 use modern::modern_status;
 use serde_json::Value;
-use std::collections::{HashMap, VecDeque};
 
 /// The host's name for one HTTP exchange, unique while it lasts.
 pub type StreamId = u64;
@@ -626,7 +629,7 @@ impl HttpServer {
                     return;
                 }
                 let (engine, init) = (*engine, init.clone());
-                let cors = std::mem::take(&mut l.cors);
+                let cors = core::mem::take(&mut l.cors);
                 self.live.remove(&st);
                 if matches!(message, Message::Error { .. }) {
                     self.by_engine.remove(&engine);
@@ -687,7 +690,7 @@ impl HttpServer {
                     Waits::Answer { modern: true, .. } => modern_status(&message),
                     _ => 200,
                 };
-                let cors = std::mem::take(&mut l.cors);
+                let cors = core::mem::take(&mut l.cors);
                 self.live.remove(&st);
                 let (status, extra) = match limit::rate_limited(&message) {
                     Some(h) => (429, h),
@@ -747,7 +750,7 @@ impl HttpServer {
             }
             // Streams whose every event is gone and whose answer came need no sequence any more.
             if session.seqs.len() > 2 * self.cfg.event_store {
-                let live: std::collections::HashSet<u64> = session.events.iter().map(|e| e.stream).collect();
+                let live: crate::prelude::HashSet<u64> = session.events.iter().map(|e| e.stream).collect();
                 let (posts, events) = (&session.posts, &live);
                 session.seqs.retain(|n, _| {
                     *n == STANDALONE || *n == number || events.contains(n) || posts.values().any(|p| p == n)

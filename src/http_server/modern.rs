@@ -1,6 +1,8 @@
 //! What is particular to 2026-07-28 requests over HTTP: header values with the base64 sentinel, and
 //! the HTTP status of an error answer.
 
+use crate::prelude::*;
+
 use crate::jsonrpc::code;
 use crate::Message;
 

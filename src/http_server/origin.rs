@@ -3,6 +3,8 @@
 //! CORS headers that expose `Mcp-Session-Id` and allow the MCP request headers of both eras
 //! (including the open-ended `Mcp-Param-*`).
 
+use crate::prelude::*;
+
 /// An allowed origin: loopback, or configured.
 pub fn origin_allowed(allowed: &[String], origin: &str) -> bool {
     is_loopback_origin(origin) || allowed.iter().any(|o| o == origin || o == "*")

@@ -4,20 +4,22 @@
 //! request that was running when the host stopped is answered on its stream as in doubt, never run
 //! again.
 
+use crate::prelude::*;
+
 use super::events::Stored;
 use super::{id_of, HttpServer, Owner, Session};
 use crate::jsonrpc::code;
+use crate::prelude::HashMap;
 use crate::protocol::{self, method};
 use crate::{ErrorObject, Gateway, Message, Millis};
 use serde_json::Value;
-use std::collections::HashMap;
 
 impl HttpServer {
     /// The legacy sessions and their stored events as JSON, if they changed since the last call: a
     /// host whose process may be stopped (a service worker) keeps it and hands it to
     /// [`HttpServer::restore`] in its next life.
     pub fn save(&mut self) -> Option<String> {
-        if !std::mem::take(&mut self.dirty) {
+        if !core::mem::take(&mut self.dirty) {
             return None;
         }
         let sessions: Vec<Value> = self

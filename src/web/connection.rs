@@ -2,6 +2,8 @@
 //! official TypeScript SDK's `Client` speaks through it). Messages go in with `send`; everything the
 //! gateway has for this session comes out through the listener given to `gateway.connect`.
 
+use std::prelude::rust_2021::*;
+
 use super::interop::{from_js, to_js, type_error};
 use super::runtime::{self, Shared};
 use crate::engine::SessionId;

@@ -4,6 +4,8 @@
 //! session is re-initialised and what it refused is re-sent. `fetch` is called through the global
 //! scope, so pages, workers and service workers all work.
 
+use std::prelude::rust_2021::*;
+
 use super::runtime::{self, Link, Shared};
 use crate::engine::UpstreamId;
 use crate::http_client::{resume, HttpClientState};

@@ -8,6 +8,8 @@
 //! const result = await gw.callTool('board__load', {});
 //! ```
 
+use std::prelude::rust_2021::*;
+
 use super::connection::{listener_sink, Connection};
 use super::idb::IdbStore;
 use super::interop::{error_from_js, from_js, function, rpc_error, to_js, type_error};

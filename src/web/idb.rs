@@ -12,6 +12,8 @@
 //! `apply` waits for `abort` and then reads the cause from the transaction's `error`. When it
 //! returns `Err`, the batch is known to be rolled back. A `QuotaExceededError` is [`StoreError::Full`].
 
+use std::prelude::rust_2021::*;
+
 use crate::store::{Snapshot, Store, StoreError, StoreOp, Table};
 use js_sys::{Array, JsString, Object, Promise, Reflect};
 use std::cell::{Cell, RefCell};

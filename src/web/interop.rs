@@ -1,6 +1,8 @@
 //! Values and errors at the JavaScript boundary. JSON crosses as JSON (plain objects, never `Map`s),
 //! and errors become real `Error` objects that carry the JSON-RPC `code` and `data`.
 
+use std::prelude::rust_2021::*;
+
 use crate::jsonrpc::{code, ErrorObject};
 use js_sys::Reflect;
 use serde_json::Value;

@@ -1,6 +1,8 @@
 //! The in-page upstream: tools registered from JavaScript (`gateway.registerTool`), served as a small
 //! legacy-era MCP server inside the page and aggregated like any other upstream.
 
+use std::prelude::rust_2021::*;
+
 use super::interop::{error_from_js, from_js, to_js};
 use super::runtime::{self, Link, Shared};
 use crate::engine::UpstreamId;

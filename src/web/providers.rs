@@ -4,6 +4,8 @@
 //!
 //! [`Output::Sample`]: crate::engine::Output::Sample
 
+use std::prelude::rust_2021::*;
+
 use super::fetch::{global_fetch, text_of};
 use super::runtime::{self, Shared};
 use serde_json::Value;

@@ -10,6 +10,8 @@
 //! browser says it is `online` again: then every waiting reconnect runs at once and the engine
 //! retries its queued calls.
 
+use std::prelude::rust_2021::*;
+
 use super::idb::IdbStore;
 use crate::engine::{Gateway as Engine, LogLevel, Millis, Output, SessionId, UpstreamId};
 use crate::jsonrpc::{Id, Message};
@@ -441,6 +443,7 @@ mod face {
     use crate::http_server::Part;
     use crate::jsonrpc::{Id, Message};
     use crate::SessionId;
+    use std::prelude::rust_2021::*;
     use wasm_bindgen::JsValue;
 
     pub(super) fn face_owns(shared: &Shared, s: SessionId) -> bool {

@@ -6,6 +6,8 @@
 //! of the answer into a `Response` with a `ReadableStream` body; all protocol decisions are the
 //! core's. Session keys come from `crypto.getRandomValues`.
 
+use std::prelude::rust_2021::*;
+
 use super::gateway::Gateway;
 use super::interop::{from_js, type_error};
 use super::runtime;

@@ -1,6 +1,8 @@
 //! WebSocket upstreams: one JSON-RPC message per text frame (the native host's `/ws`). Reconnects
 //! with backoff when the socket closes.
 
+use std::prelude::rust_2021::*;
+
 use super::runtime::{self, Link, Shared};
 use crate::engine::UpstreamId;
 use crate::jsonrpc::Message;
