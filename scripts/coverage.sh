@@ -11,23 +11,24 @@ rustup component add llvm-tools-preview >/dev/null 2>&1 || rustup component add 
 if [ "$(cargo llvm-cov --version 2>/dev/null | awk '{print $2}')" != "$LLVM_COV_VERSION" ]; then
   cargo_locked install cargo-llvm-cov --version "$LLVM_COV_VERSION" --locked
 fi
-# RUSTFLAGS (instrumentation), LLVM_PROFILE_FILE and CARGO_TARGET_DIR (target/llvm-cov-target).
-eval "$(cargo llvm-cov show-env --export-prefix)"
+# A rustc wrapper that instruments the workspace crates, LLVM_PROFILE_FILE (profiles in target/).
+eval "$(cargo llvm-cov show-env --sh 2>/dev/null)"
 cargo llvm-cov clean --workspace
 step "the Rust tests, instrumented"
 cargo_locked test --workspace
 step "the interop tests against an instrumented gateway"
 cargo_locked build -p mcp-edge-gateway-native --bin mcp-edge-gateway
-MCP_EDGE_GATEWAY_BIN="$CARGO_TARGET_DIR/debug/mcp-edge-gateway" "$ROOT/scripts/test-interop.sh"
+MCP_EDGE_GATEWAY_BIN="$CARGO_LLVM_COV_TARGET_DIR/debug/mcp-edge-gateway" "$ROOT/scripts/test-interop.sh"
 step "report"
-cargo llvm-cov report --html >/dev/null
-cargo llvm-cov report --json --summary-only | python3 -c '
+cargo llvm-cov report --workspace --html >/dev/null
+cargo llvm-cov report --workspace --json --summary-only | python3 -c '
 import json, os, sys
 files = json.load(sys.stdin)["data"][0]["files"]
 for f in files:
     f["filename"] = os.path.relpath(f["filename"], os.environ["ROOT"])
 crates = {"core (`src/`, without the browser-only `src/web`)": lambda f: f.startswith("src/") and not f.startswith("src/web/"),
-          "native host (`native-host/src/`)": lambda f: f.startswith("native-host/src/")}
+          "native host (`native-host/src/`, without the benchmark load generator)": lambda f: f.startswith("native-host/src/") and not f.startswith("native-host/src/bin/"),
+          "benchmark load generator (`native-host/src/bin/mcp-loadgen.rs`, run by scripts/bench.sh only)": lambda f: f.startswith("native-host/src/bin/")}
 print("| crate | lines | covered | line coverage |\n|---|---|---|---|")
 for name, pick in crates.items():
     n = c = 0

@@ -2,7 +2,7 @@
 # Release builds of every artefact, with the ADR's release profile, and their sizes:
 #   native binaries: target/<triple>/release/mcp-edge-gateway[.exe] for every triple below, built
 #     with fat LTO, one codegen unit, panic = "abort", symbols stripped and opt-level $OPT
-#     ("z" by default: measured smaller than "s" with no measurable cost, README "Release builds");
+#     ("z" by default: the smaller of the two, measured in README "Release builds");
 #   the npm package (scripts/build-npm.sh: wasm-pack + wasm-opt), wasm and JS gzip per entry.
 # The profile is passed with --config for these builds only: Cargo.toml's release profile (what
 # `cargo build --release`, the benchmarks and the README's run command use) stays.

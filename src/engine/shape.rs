@@ -110,6 +110,17 @@ mod tests {
             (method::COMPLETE, json!({"ref": {"type": "ref/prompt"}, "argument": {"name": "a", "value": "b"}})),
             (method::COMPLETE, json!({"ref": {"type": "ref/prompt", "name": "p"}, "argument": "x"})),
             (method::TASKS_GET, json!({"taskId": 1})),
+            (method::INITIALIZE, json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": "me"})),
+            (method::INITIALIZE, json!({"protocolVersion": "2025-11-25", "capabilities": {"sampling": true}})),
+            (method::SET_LEVEL, json!({"level": "verbose"})),
+            (method::SET_LEVEL, json!({})),
+            (method::RESOURCES_SUBSCRIBE, json!({"uri": null})),
+            (method::COMPLETE, json!({"ref": {"type": "ref/resource", "uri": 7}, "argument": {"name": "a", "value": "b"}})),
+            (method::COMPLETE, json!({"argument": {"name": "a", "value": "b"}})),
+            (
+                method::COMPLETE,
+                json!({"ref": {"type": "ref/prompt", "name": "p"}, "argument": {"name": "a", "value": "b"}, "context": []}),
+            ),
         ] {
             let e = check_params(m, Some(&p)).unwrap_or_else(|| panic!("{m} {p} passed"));
             assert_eq!(e.code, code::INVALID_PARAMS);
@@ -120,6 +131,8 @@ mod tests {
             (method::TOOLS_CALL, json!({"name": "a", "arguments": {"x": [1]}})),
             (method::TOOLS_CALL, json!({"name": "a"})),
             (method::PROMPTS_GET, json!({"name": "p", "arguments": {"a": "1"}})),
+            (method::SET_LEVEL, json!({"level": "warning"})),
+            (method::INITIALIZE, json!({"protocolVersion": "2025-11-25", "capabilities": {"sampling": {}}})),
             (
                 method::COMPLETE,
                 json!({"ref": {"type": "ref/resource", "uri": "x://"}, "argument": {"name": "a", "value": ""}}),
