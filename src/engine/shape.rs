@@ -115,7 +115,10 @@ mod tests {
             (method::SET_LEVEL, json!({"level": "verbose"})),
             (method::SET_LEVEL, json!({})),
             (method::RESOURCES_SUBSCRIBE, json!({"uri": null})),
-            (method::COMPLETE, json!({"ref": {"type": "ref/resource", "uri": 7}, "argument": {"name": "a", "value": "b"}})),
+            (
+                method::COMPLETE,
+                json!({"ref": {"type": "ref/resource", "uri": 7}, "argument": {"name": "a", "value": "b"}}),
+            ),
             (method::COMPLETE, json!({"argument": {"name": "a", "value": "b"}})),
             (
                 method::COMPLETE,
