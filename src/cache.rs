@@ -4,7 +4,6 @@
 
 use crate::prelude::*;
 
-use crate::prelude::HashMap;
 use serde_json::{json, Value};
 
 /// One cached result, as stored (JSON) and held in memory.

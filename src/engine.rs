@@ -52,7 +52,6 @@ use crate::config::{ConfigError, GatewayConfig};
 use crate::cursor::{self, Position};
 use crate::health::{Breaker, RetryBudget};
 use crate::jsonrpc::{code, ErrorObject, Id, Message};
-use crate::prelude::{HashMap, HashSet};
 use crate::protocol::{self, meta, method, Era, ListKind};
 use crate::queue::Queue;
 use crate::routing::{item_key, Catalog, Collision};

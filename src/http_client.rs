@@ -5,7 +5,6 @@
 use crate::prelude::*;
 
 use crate::jsonrpc::{Id, Message};
-use crate::prelude::HashMap;
 use crate::protocol::{self, method, Era};
 use serde_json::Value;
 

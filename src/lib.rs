@@ -37,8 +37,8 @@ extern crate alloc;
 #[cfg(all(feature = "std", not(test)))]
 extern crate std;
 
-/// What std's prelude would bring, for a crate that is `no_std`: every module starts with
-/// `use crate::prelude::*;`.
+/// What std's prelude would bring, for a crate that is `no_std`: the modules that use these start
+/// with `use crate::prelude::*;`.
 pub(crate) mod prelude {
     pub use alloc::boxed::Box;
     pub use alloc::string::{String, ToString};

@@ -13,7 +13,6 @@
 
 use crate::prelude::*;
 
-use crate::prelude::HashMap;
 use crate::Millis;
 use serde_json::Value;
 

@@ -9,7 +9,6 @@
 use crate::prelude::*;
 
 use crate::config::{GatewayConfig, UpstreamSpec};
-use crate::prelude::HashMap;
 use crate::protocol::ListKind;
 use serde_json::Value;
 

@@ -56,7 +56,6 @@ pub use modern::decode_header_value;
 pub use origin::{cors_headers, origin_allowed};
 
 use crate::jsonrpc::code;
-use crate::prelude::HashMap;
 use crate::protocol::{self, method, Era};
 use crate::{ErrorObject, Gateway, Id, Message, Millis, SessionId};
 use alloc::collections::VecDeque;

@@ -9,7 +9,6 @@ use crate::prelude::*;
 use super::events::Stored;
 use super::{id_of, HttpServer, Owner, Session};
 use crate::jsonrpc::code;
-use crate::prelude::HashMap;
 use crate::protocol::{self, method};
 use crate::{ErrorObject, Gateway, Message, Millis};
 use serde_json::Value;
