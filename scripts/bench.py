@@ -130,6 +130,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--peers", default="", help="comma list of peer commands found: supergateway,mcp-proxy")
     ap.add_argument("--baseline", default="", help="another build of the gateway, measured beside this one (HTTP upstream)")
+    ap.add_argument("--summary", default="", help="a JSON file of the medians, for scripts/bench_summary.py")
     a = ap.parse_args()
     rounds, calls = (2, 1000) if a.quick else (5, 4000)
     tmp = Path(tempfile.mkdtemp())
@@ -234,6 +235,11 @@ def main() -> None:
         print(f"| {mode[0]} × {mode[1]} | {med(g, 'rps') / med(q, 'rps'):.3f} | {med(g, 'p50_us') / med(q, 'p50_us'):.3f} | "
               f"{med(g, 'own_cpu_per_1000') / med(q, 'own_cpu_per_1000'):.3f} |")
 
+    if a.summary:
+        keep = {"direct": direct, "this": PLAIN, "baseline": BASELINE if a.baseline else None}
+        Path(a.summary).write_text(json.dumps({
+            tag: {f"{m[0]}x{m[1]}": {k: med(results[(name, m)], k) for k in ("rps", "p50_us", "p99_us", "own_cpu_per_1000")}
+                  for m in modes} for tag, name in keep.items() if name}))
     if a.baseline:
         print("\nThis build against the baseline build, both with an HTTP upstream (ratios of medians):\n")
         print("| sessions × in flight | req/s this / baseline | p50 this / baseline | own CPU this / baseline |")

@@ -13,6 +13,8 @@ import tempfile
 import time
 
 BIN, RUNS = sys.argv[1], int(sys.argv[2])
+# Optional third argument: a JSON file for scripts/bench_summary.py (the before/after table).
+SUMMARY = sys.argv[3] if len(sys.argv) > 3 else ""
 INIT = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",
                    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}}})
 
@@ -91,3 +93,8 @@ print(f"| start-up to first tools/list answer | {statistics.median(first_tools):
 print(f"| RSS idle (1 s after start) | {statistics.median(idle_rss) / 1024:.1f} MiB |")
 print(f"| RSS after 200 tools/call | {statistics.median(after_rss) / 1024:.1f} MiB |")
 print(f"| binary size, x86_64 (unstripped / stripped) | {size / 1024 / 1024:.1f} MiB / {ssize / 1024 / 1024:.1f} MiB |")
+if SUMMARY:
+    with open(SUMMARY, "w") as f:
+        json.dump({"first_answer_ms": statistics.median(first_answer), "created_ms": statistics.median(created),
+                   "first_tools_ms": statistics.median(first_tools), "idle_rss_mib": statistics.median(idle_rss) / 1024,
+                   "after_rss_mib": statistics.median(after_rss) / 1024, "stripped_bytes": ssize}, f)

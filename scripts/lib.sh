@@ -17,3 +17,6 @@ ZIG_VENV="$CACHE_DIR/zig-venv"
 # cargo-zigbuild finds zig as `python3 -m ziglang` (the PyPI wheel) when no zig is on PATH.
 zig_env() { export PATH="$ZIG_VENV/bin:$PATH"; }
 LLVM_COV_VERSION=0.9.1
+# The size tools (scripts/size-report.sh only; not needed by the tests).
+TWIGGY_VERSION=0.8.0
+BLOAT_VERSION=0.12.1

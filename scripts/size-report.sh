@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Where the bytes go, for README "Size": the npm default entry's wasm per crate and per module of
+# ours (twiggy), and the native binary per crate (cargo-bloat), both with Cargo.toml's release
+# profile. Installs the two tools from crates.io, pinned. Not part of the test command.
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+[ "$(twiggy --version 2>/dev/null | awk '{print $2}')" = "$TWIGGY_VERSION" ] || cargo_locked install --locked twiggy --version "$TWIGGY_VERSION"
+[ "$(cargo-bloat --version 2>/dev/null | awk '{print $2}')" = "$BLOAT_VERSION" ] || cargo_locked install --locked cargo-bloat --version "$BLOAT_VERSION"
+
+step "the default entry's wasm (--features web; names kept for twiggy)"
+W="$ROOT/target/size-report"
+CARGO_TARGET_DIR="$W" CARGO_PROFILE_RELEASE_PANIC=abort CARGO_PROFILE_RELEASE_STRIP=false \
+  cargo_locked build --release --lib --target wasm32-unknown-unknown --features web
+twiggy top -n 1000000 --format csv "$W/wasm32-unknown-unknown/release/mcp_edge_gateway.wasm" > "$W/twiggy.csv"
+python3 "$ROOT/scripts/size_table.py" "$W/twiggy.csv"
+
+step "the native binary, per crate (cargo-bloat; symbols kept for it)"
+echo '```'
+CARGO_PROFILE_RELEASE_STRIP=false cargo_locked bloat --release -p mcp-edge-gateway-native --bin mcp-edge-gateway --crates -n 30 2>/dev/null
+echo '```'
+strip -o "$W/mcp-edge-gateway.stripped" "$ROOT/target/release/mcp-edge-gateway"
+size -A "$W/mcp-edge-gateway.stripped" | awk 'NR > 2 && $2 > 65536 { printf "| %s | %.0f KiB |\n", $1, $2 / 1024 }' |
+  { echo "| section of the stripped binary | size |"; echo "|---|---|"; sort -t'|' -k3 -rn; }
