@@ -89,7 +89,10 @@ def test_two_gateways_with_different_configurations_run_side_by_side_on_their_de
         for p, proc in zip(ports, procs):
             wait_until(lambda: conftest._connectable(p) or proc.poll() is not None, 20, "a gateway")
             assert proc.poll() is None, proc.stderr.read()
-        stores = sorted((tmp_path / "xdg/mcp-edge-gateway/configs").glob("*/gateway.sqlite3"))
+        # The port is bound before the store is opened: the file may come a moment after.
+        find = lambda: sorted((tmp_path / "xdg/mcp-edge-gateway/configs").glob("*/gateway.sqlite3"))  # noqa: E731
+        wait_until(lambda: len(find()) == 2, 20, "both stores")
+        stores = find()
         assert len(stores) == 2, stores
         # Each is named after its file (`<stem>-<hash of its path>`), and the two differ.
         assert {s.parent.name.rsplit("-", 1)[0] for s in stores} == {Path(c).stem for c in configs}, stores
