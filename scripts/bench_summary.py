@@ -10,8 +10,8 @@ pkg-{this,base}/ (npm packages), bin-{this,base}-{x86_64,aarch64} (stripped bina
 build-{this,base}.s (seconds of a release build from clean, native and npm); a missing file gives
 an empty cell."""
 
-import gzip
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -31,7 +31,10 @@ def npm_gzip(pkg, entry):
     d = D / pkg
     if not all((d / f).exists() for f in files):
         return None
-    return sum(len(gzip.compress((d / f).read_bytes(), 9)) for f in files)
+    # Node's zlib, as npm-size.mjs (Python's zlib compresses the same bytes about 0.5 % smaller).
+    js = "const z = require('zlib'), fs = require('fs'); console.log(process.argv.slice(1)" \
+         ".reduce((a, f) => a + z.gzipSync(fs.readFileSync(f), { level: 9 }).length, 0))"
+    return int(subprocess.run(["node", "-e", js, *[str(d / f) for f in files]], capture_output=True, text=True, check=True).stdout)
 
 
 def size(name):
@@ -50,7 +53,7 @@ st = {t: load(f"startup-{t}.json") or {} for t in ("this", "base")}
 
 def cpu_us(tag, mode):
     v = proxy.get(tag, {}).get(mode, {}).get("own_cpu_per_1000")
-    return None if v is None else v  # ms per 1000 calls == µs per call
+    return None if v is None else v * 1000  # CPU seconds per 1000 calls, as µs per call
 
 
 def added_p50(tag, mode):
