@@ -57,14 +57,14 @@ if [ ! -x "$PEERS/venv/bin/mcp-proxy" ]; then
 fi
 [ -d "$INTEROP/node_modules" ] || (cd "$INTEROP" && npm ci --no-audit --no-fund)
 
-step "before: the build of $BASE_REF, in its own worktree (release build and npm package${QUICK:-, from clean, timed})"
+step "before: the build of $BASE_REF, in its own worktree (release build and npm package$([ -n "$QUICK" ] && echo ", reused" || echo ", from clean, timed"))"
 git worktree prune
 if [ ! -d "$BASE" ]; then git worktree add --force --detach "$BASE" "$BASE_REF" >/dev/null; fi
 git -C "$BASE" checkout -q --detach "$BASE_REF"
 timed_build "$BASE" base
 BENCH_BASELINE="${BENCH_BASELINE:-$BASE/target/release/mcp-edge-gateway}"
 
-step "after: this checkout (release build and npm package${QUICK:-, from clean, timed})"
+step "after: this checkout (release build and npm package$([ -n "$QUICK" ] && echo ", reused" || echo ", from clean, timed"))"
 timed_build "$ROOT" this
 
 step "proxy path (this takes a while; the machine should be otherwise idle)"

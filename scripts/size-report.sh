@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Where the bytes go, for README "Size": the npm default entry's wasm per crate and per module of
+# Where the bytes go, for README "Lean and fast": the npm default entry's wasm per crate and per module of
 # ours (twiggy), and the native binary per crate (cargo-bloat), both with Cargo.toml's release
 # profile. Installs the two tools from crates.io, pinned. Not part of the test command.
 source "$(dirname "$0")/lib.sh"
