@@ -97,4 +97,4 @@ if SUMMARY:
     with open(SUMMARY, "w") as f:
         json.dump({"first_answer_ms": statistics.median(first_answer), "created_ms": statistics.median(created),
                    "first_tools_ms": statistics.median(first_tools), "idle_rss_mib": statistics.median(idle_rss) / 1024,
-                   "after_rss_mib": statistics.median(after_rss) / 1024, "stripped_bytes": ssize}, f)
+                   "after_rss_mib": statistics.median(after_rss) / 1024}, f)
