@@ -226,15 +226,29 @@ async fn run(
     let mut links: HashMap<UpstreamId, mpsc::UnboundedSender<Message>> = HashMap::new();
     let mut face: Option<HttpServer> = None;
     let mut exchanges: HashMap<StreamId, mpsc::UnboundedSender<Part>> = HashMap::new();
+    // One timer for the whole loop, moved only when the engine's next deadline moves: a timer made
+    // anew each turn is a registration with tokio's timer wheel and, when it is the earliest one,
+    // a wake-up of the runtime through its eventfd (two system calls per call on the proxy path).
+    let timer = tokio::time::sleep_until(origin);
+    tokio::pin!(timer);
+    let mut armed: Option<Instant> = None;
     loop {
         let next = match (gw.poll_timeout(), face.as_ref().and_then(HttpServer::poll_timeout)) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
         let deadline = next.map(|t| origin + std::time::Duration::from_millis(t));
+        if let (Some(d), true) = (deadline, deadline != armed) {
+            timer.as_mut().reset(d);
+        }
+        armed = deadline;
         let cmd = tokio::select! {
             c = rx.recv() => match c { Some(c) => Some(c), None => return },
-            _ = sleep_until(deadline) => None,
+            _ = &mut timer, if armed.is_some() => {
+                // Fired: the next deadline arms it again, even if it is the same instant.
+                armed = None;
+                None
+            }
         };
         let t = now();
         let cmd = match cmd {
@@ -389,12 +403,5 @@ async fn run(
                 }
             }
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
     }
 }
