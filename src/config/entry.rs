@@ -177,11 +177,15 @@ fn string_map(
 ) -> Result<BTreeMap<String, String>, String> {
     match get(e, k) {
         None | Some(Value::Null) => Ok(BTreeMap::new()),
-        Some(Value::Object(m)) => m
-            .iter()
-            .map(|(name, v)| v.as_str().map(|v| (name.clone(), v.to_string())))
-            .collect::<Option<BTreeMap<_, _>>>()
-            .ok_or_else(|| format!("{}: every value must be a string", key(k))),
+        Some(Value::Object(m)) => {
+            // Inserted one by one: collecting into a B-tree would bring in a stable sort's code.
+            let mut out = BTreeMap::new();
+            for (name, v) in m {
+                let v = v.as_str().ok_or_else(|| format!("{}: every value must be a string", key(k)))?;
+                out.insert(name.clone(), v.to_string());
+            }
+            Ok(out)
+        }
         Some(_) => Err(format!("{}: must be a table of names to strings", key(k))),
     }
 }

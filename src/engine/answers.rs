@@ -324,7 +324,7 @@ impl Gateway {
                 self.invalidate(u, &[method::RESOURCES_READ], Some(uri));
                 let mut ids: Vec<SessionId> =
                     self.sessions.iter().filter(|(_, x)| x.subscriptions.contains(uri)).map(|(k, _)| *k).collect();
-                ids.sort();
+                ids.sort_unstable();
                 // A modern upstream stamps its listen's id; our clients get their own.
                 let mut params = params;
                 if let Some(meta) = params.as_mut().and_then(|p| p.get_mut("_meta")).and_then(Value::as_object_mut) {

@@ -71,8 +71,8 @@ impl Gateway {
             }
         }
         if f.get("resourceSubscriptions").is_some() {
-            let mut list: Vec<&String> = uris.iter().collect();
-            list.sort();
+            let mut list: Vec<String> = uris.iter().cloned().collect();
+            list.sort_unstable();
             agreed["resourceSubscriptions"] = json!(list);
         }
         let l = Listener {
@@ -101,7 +101,7 @@ impl Gateway {
             return;
         }
         let mut uris: Vec<String> = gone.into_iter().flat_map(|l| l.uris).collect();
-        uris.sort();
+        uris.sort_unstable();
         uris.dedup();
         for uri in uris {
             let wanted = self.sessions.values().any(|x| x.subscriptions.contains(&uri))
@@ -176,7 +176,7 @@ impl Gateway {
             .filter(|uri| self.route_uri(uri, true).ok() == Some(u))
             .cloned()
             .collect();
-        all.sort();
+        all.sort_unstable();
         all.dedup();
         all
     }

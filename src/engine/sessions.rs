@@ -108,7 +108,7 @@ impl Gateway {
     pub(super) fn broadcast_legacy(&mut self, method: &str, params: Option<Value>) {
         let mut ids: Vec<SessionId> =
             self.sessions.iter().filter(|(_, x)| x.legacy_initialized).map(|(k, _)| *k).collect();
-        ids.sort();
+        ids.sort_unstable();
         for s in ids {
             self.notify_client(s, None, method, params.clone());
         }

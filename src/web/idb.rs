@@ -201,9 +201,7 @@ impl Store for IdbStore {
         let table_of = |op: &StoreOp| match op {
             StoreOp::Put { table, .. } | StoreOp::Delete { table, .. } => *table,
         };
-        let mut tables: Vec<Table> = ops.iter().map(table_of).collect();
-        tables.sort_unstable();
-        tables.dedup();
+        let tables: Vec<Table> = Table::ALL.into_iter().filter(|t| ops.iter().any(|op| table_of(op) == *t)).collect();
         let names: Array = tables.iter().map(|t| JsValue::from_str(t.name())).collect();
         let options = Object::new();
         let _ = Reflect::set(&options, &"durability".into(), &"strict".into());
