@@ -23,13 +23,16 @@ BASE="$ROOT/target/bench-baseline/src"
 OUT="$ROOT/target/bench-summary"
 rm -rf "$OUT" && mkdir -p "$OUT"
 
+# The baseline's worktree lies under this clone, so cargo reads this clone's .cargo/config.toml too:
+# an empty LIBSQLITE3_FLAGS gives it back the SQLite it was built with (the variable wins over [env]).
+sqlite_flags() { [ "$1" = base ] && export LIBSQLITE3_FLAGS=; true; }
 # A release build of one checkout, native binary and npm package, timed (from clean unless --quick).
 timed_build() { # <checkout> <this|base>
   local src=$1 tag=$2 s
   [ -e "$src/www/node_modules" ] || ln -s "$ROOT/www/node_modules" "$src/www/node_modules"
   if [ -z "$QUICK" ]; then rm -rf "$src/target/release" "$src/target/wasm32-unknown-unknown" "$src/target/wasm-pack"; fi
   s=$(date +%s.%N)
-  (cd "$src" && cargo_locked build --release -p mcp-edge-gateway-native && scripts/build-npm.sh >/dev/null)
+  (cd "$src" && sqlite_flags "$tag" && cargo_locked build --release -p mcp-edge-gateway-native && scripts/build-npm.sh >/dev/null)
   [ -n "$QUICK" ] || awk -v s="$s" -v e="$(date +%s.%N)" 'BEGIN { print e - s }' > "$OUT/build-$tag.s"
   rm -rf "$OUT/pkg-$tag" && cp -r "$src/pkg" "$OUT/pkg-$tag"
   strip -o "$OUT/bin-$tag-x86_64" "$src/target/release/mcp-edge-gateway"
@@ -37,7 +40,7 @@ timed_build() { # <checkout> <this|base>
 # The same checkout for aarch64 (Raspberry Pi, Jetson), stripped; Debian's cross gcc links it.
 aarch64_build() { # <checkout> <this|base>
   local src=$1 tag=$2
-  (cd "$src" && CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc \
+  (cd "$src" && sqlite_flags "$tag" && CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc \
      cargo_locked build --release -p mcp-edge-gateway-native --bin mcp-edge-gateway --target aarch64-unknown-linux-gnu 2>/dev/null) &&
     aarch64-linux-gnu-strip -o "$OUT/bin-$tag-aarch64" "$src/target/aarch64-unknown-linux-gnu/release/mcp-edge-gateway"
 }
