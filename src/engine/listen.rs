@@ -71,6 +71,7 @@ impl Gateway {
             }
         }
         if f.get("resourceSubscriptions").is_some() {
+            // Owned, like the other URI sorts: one instantiation of the sort (README "Lean and fast").
             let mut list: Vec<String> = uris.iter().cloned().collect();
             list.sort_unstable();
             agreed["resourceSubscriptions"] = json!(list);
