@@ -26,6 +26,7 @@ BENCH = ROOT / "target/bench-peers"
 PLAIN = "mcp-edge-gateway → HTTP upstream"
 GROUP = "mcp-edge-gateway → group (HTTP member)"
 BASELINE = "mcp-edge-gateway (baseline build) → HTTP upstream"
+FLOOR = "pass-through proxy (axum + reqwest, no MCP) → HTTP upstream"
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -128,11 +129,14 @@ def main() -> None:
     ap.add_argument("--gateway", required=True)
     ap.add_argument("--loadgen", required=True)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--smoke", action="store_true",
+                    help="one short round, to show every case runs (the test command's; its figures mean nothing); "
+                         "exits non-zero when a case fails")
     ap.add_argument("--peers", default="", help="comma list of peer commands found: supergateway,mcp-proxy")
     ap.add_argument("--baseline", default="", help="another build of the gateway, measured beside this one (HTTP upstream)")
     ap.add_argument("--summary", default="", help="a JSON file of the medians, for scripts/bench_summary.py")
     a = ap.parse_args()
-    rounds, calls = (2, 1000) if a.quick else (5, 4000)
+    rounds, calls = (1, 100) if a.smoke else (2, 1000) if a.quick else (5, 4000)
     tmp = Path(tempfile.mkdtemp())
 
     suts: list[Sut] = []
@@ -159,6 +163,13 @@ def main() -> None:
     # is another session with it): what the group's routing and health bookkeeping cost.
     suts.append(with_http_upstream(GROUP, a.gateway, "group", lambda url: {"local": {"url": url}, "cloud": {"url": url}},
                                    {"gateway": {"groups": {"g": {"members": ["local", "cloud"]}}}}, "g__echo"))
+    # The floor: a pass-through proxy on the gateway's own stack (axum in, reqwest out, one tokio
+    # thread) that copies bytes and parses nothing. The gateway's CPU above it is the gateway's.
+    up, p = free_port(), free_port()
+    suts.append(Sut(FLOOR,
+                    ["bash", "-c", f'PORT={up} node "{EVERYTHING}" streamableHttp >/dev/null 2>&1 & '
+                                 f'for i in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/{up}) 2>/dev/null && break; sleep 0.05; done; '
+                                 f'exec "{a.loadgen}" passthrough --listen 127.0.0.1:{p} --upstream http://127.0.0.1:{up}/mcp'], p, "echo"))
     if a.baseline:
         # The same case with another build (e.g. the commit before a change): before/after in one run.
         suts.append(with_http_upstream(BASELINE, a.baseline, "baseline", plain, {}, "echo"))
@@ -227,6 +238,12 @@ def main() -> None:
             st = f"{s.startup_ms:.0f}" if s is not ceiling and s.startup_ms else ""
             fmt = lambda v, f: "" if v != v else f.format(v)  # noqa: E731 (NaN check)
             print(f"| {s.name} | {mode[0]} × {mode[1]} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {fmt(rr, '{:.2f}×')} | {fmt(pr, '{:.2f}×')} | {fmt(cpu, '{:.3f}')}{fmt(own, ' / {:.3f}')} | {idle} | {aft} | {st} |")
+    failed = [(s.name, m) for s in [ceiling, *suts] for m in modes if any("failed" in x for x in results[(s.name, m)])]
+    if a.smoke:
+        if failed:
+            raise SystemExit(f"bench smoke run: failed cases {failed}")
+        print(f"bench smoke run: every case answered ({len(suts) + 1} systems × {len(modes)} modes)")
+        return
     print("\nThrough a group against a plain upstream of the same kind (ratios of medians; the gateway's own CPU per call):\n")
     print("| sessions × in flight | req/s group / plain | p50 group / plain | own CPU group / plain |")
     print("|---|---|---|---|")
@@ -235,8 +252,17 @@ def main() -> None:
         print(f"| {mode[0]} × {mode[1]} | {med(g, 'rps') / med(q, 'rps'):.3f} | {med(g, 'p50_us') / med(q, 'p50_us'):.3f} | "
               f"{med(g, 'own_cpu_per_1000') / med(q, 'own_cpu_per_1000'):.3f} |")
 
+    print("\nThe gateway against the pass-through floor, both with an HTTP upstream (the gateway's own CPU per call "
+          "in µs, and what it adds above the floor):\n")
+    print("| sessions × in flight | own CPU floor µs | own CPU gateway µs | gateway − floor µs | p50 gateway − floor µs |")
+    print("|---|---|---|---|---|")
+    for mode in modes:
+        g, f = results[(PLAIN, mode)], results[(FLOOR, mode)]
+        gc, fc = med(g, "own_cpu_per_1000") * 1000, med(f, "own_cpu_per_1000") * 1000
+        print(f"| {mode[0]} × {mode[1]} | {fc:.0f} | {gc:.0f} | {gc - fc:.0f} | {med(g, 'p50_us') - med(f, 'p50_us'):.0f} |")
+
     if a.summary:
-        keep = {"direct": direct, "this": PLAIN, "baseline": BASELINE if a.baseline else None}
+        keep = {"direct": direct, "this": PLAIN, "floor": FLOOR, "baseline": BASELINE if a.baseline else None}
         Path(a.summary).write_text(json.dumps({
             tag: {f"{m[0]}x{m[1]}": {k: med(results[(name, m)], k) for k in ("rps", "p50_us", "p99_us", "own_cpu_per_1000")}
                   for m in modes} for tag, name in keep.items() if name}))

@@ -80,6 +80,10 @@ rows = [
 for mode, goal in (("1x1", 50), ("1x16", 30), ("16x16", 30)):
     rows.append((f"gateway's own CPU per call, HTTP upstream, {mode.replace('x', ' × ')}", f"≤ {goal} µs",
                  cpu_us("baseline", mode), cpu_us("this", mode), lambda v: f"{v:.0f} µs", lambda v, g=goal: v <= g))
+for mode in ("1x1", "1x16", "16x16"):
+    # What the same HTTP stack costs with no gateway in it (bench.py's pass-through proxy).
+    rows.append((f"the floor: a byte pass-through on the same stack (axum, reqwest, one thread), own CPU per call, "
+                 f"{mode.replace('x', ' × ')}", "(not a target)", None, cpu_us("floor", mode), lambda v: f"{v:.0f} µs", None))
 rows.append(("added p50 latency, HTTP upstream, 1 × 1", "≤ 50 µs",
              added_p50("baseline", "1x1"), added_p50("this", "1x1"), lambda v: f"{v:.0f} µs", lambda v: v <= 50))
 for mode in ("1x16", "16x16"):

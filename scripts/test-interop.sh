@@ -42,3 +42,8 @@ suites() {
 pass=${MCP_GW_TEST_AUTH_PASS:-1}
 [ "$pass" = only ] || suites 0
 [ "$pass" = 0 ] || suites 1
+
+# The benchmark's own short run (its long runs are scripts/bench.sh's, not the tests'): every case of
+# the proxy table starts and answers, the pass-through floor among them.
+step "benchmark smoke run (scripts/bench.py --smoke, debug builds)"
+python3 "$ROOT/scripts/bench.py" --smoke --gateway "$MCP_EDGE_GATEWAY_BIN" --loadgen "$ROOT/target/debug/mcp-loadgen"

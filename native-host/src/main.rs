@@ -381,6 +381,11 @@ async fn serve(
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
         stopping.send(driver::Cmd::HttpShutdown);
     };
+    // No Nagle: an SSE response is written event by event, and a small write held back until the
+    // client's delayed ACK would stall every event after the first by up to 40 ms.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let served = axum::serve(listener, http::router(app)).with_graceful_shutdown(signal).await;
     handle.shutdown().await;
     served.map_err(|e| e.to_string())

@@ -7,6 +7,11 @@
 //!
 //! `mcp-loadgen canned --listen ADDR` is a canned MCP responder (answers every request at once), to
 //! show the load generator's own ceiling.
+//!
+//! `mcp-loadgen passthrough --listen ADDR --upstream URL` is the floor of an HTTP-to-HTTP proxy on the
+//! gateway's own stack: axum in, reqwest out, one tokio thread like the gateway, and nothing else. It
+//! copies each POST body, the MCP headers and the reply (JSON or a streamed SSE body) through
+//! untouched: no parsing, no routing, no state. What the gateway costs above it is the gateway's.
 #![forbid(unsafe_code)]
 
 use axum::body::Bytes;
@@ -61,10 +66,22 @@ enum Cmd {
         #[arg(long)]
         listen: String,
     },
+    /// A byte pass-through proxy on ADDR to the MCP endpoint URL (the stack's floor, see above).
+    Passthrough {
+        #[arg(long)]
+        listen: String,
+        #[arg(long)]
+        upstream: String,
+    },
 }
 
 fn main() {
     let cli = Cli::parse();
+    if let Cmd::Passthrough { listen, upstream } = cli.cmd {
+        // The gateway's runtime: one thread (native-host/src/main.rs).
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        return rt.block_on(passthrough(listen, upstream));
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     rt.block_on(async move {
         match cli.cmd {
@@ -77,6 +94,7 @@ fn main() {
                 ready(url, timeout_ms, tool, args).await
             }
             Cmd::Canned { listen } => canned(listen).await,
+            Cmd::Passthrough { .. } => unreachable!("run on its own runtime above"),
         }
     });
 }
@@ -250,4 +268,59 @@ fn canned_reply(body: &[u8], counter: &AtomicU64) -> Response {
         r.headers_mut().insert("mcp-session-id", v);
     }
     r
+}
+
+/// The headers a Streamable HTTP exchange needs, copied each way.
+const REQUEST_HEADERS: [&str; 5] =
+    ["content-type", "accept", "mcp-session-id", "mcp-protocol-version", "last-event-id"];
+const REPLY_HEADERS: [&str; 2] = ["content-type", "mcp-session-id"];
+
+async fn passthrough(listen: String, upstream: String) {
+    // The gateway's HTTP upstream client settings (native-host/src/upstream/http.rs).
+    let c = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(64)
+        .build()
+        .expect("client");
+    let app = axum::Router::new().route(
+        "/mcp",
+        axum::routing::any(move |method: axum::http::Method, headers: HeaderMap, body: Bytes| {
+            let (c, upstream) = (c.clone(), upstream.clone());
+            async move { forward(&c, &upstream, method, &headers, body).await }
+        }),
+    );
+    // As the gateway's listener: no Nagle (a streamed reply is written chunk by chunk).
+    let l = tokio::net::TcpListener::bind(&listen).await.expect("bind");
+    let l = axum::serve::ListenerExt::tap_io(l, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(l, app).await.expect("serve");
+}
+
+async fn forward(
+    c: &reqwest::Client,
+    upstream: &str,
+    method: axum::http::Method,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut req = c.request(method, upstream).body(body);
+    for k in REQUEST_HEADERS {
+        if let Some(v) = headers.get(k) {
+            req = req.header(k, v);
+        }
+    }
+    let resp = match req.send().await {
+        Ok(r) => r,
+        Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    };
+    let mut out = Response::builder().status(resp.status());
+    for k in REPLY_HEADERS {
+        if let Some(v) = resp.headers().get(k) {
+            out = out.header(k, v);
+        }
+    }
+    out.body(axum::body::Body::from_stream(resp.bytes_stream()))
+        .unwrap_or_else(|e| (StatusCode::BAD_GATEWAY, e.to_string()).into_response())
 }
