@@ -10,6 +10,7 @@ start=$(date +%s)
 "$ROOT/scripts/build-npm.sh"
 "$ROOT/scripts/test-wasm.sh"
 "$ROOT/scripts/test-interop.sh"
+"$ROOT/scripts/test-release.sh"
 "$ROOT/scripts/test-browser.sh"
 "$ROOT/scripts/test-embedded.sh"
 "$ROOT/scripts/test-targets.sh"
