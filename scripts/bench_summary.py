@@ -84,8 +84,11 @@ for mode in ("1x1", "1x16", "16x16"):
     # What the same HTTP stack costs with no gateway in it (bench.py's pass-through proxy).
     rows.append((f"the floor: a byte pass-through on the same stack (axum, reqwest, one thread), own CPU per call, "
                  f"{mode.replace('x', ' × ')}", "(not a target)", None, cpu_us("floor", mode), lambda v: f"{v:.0f} µs", None))
+# Below zero the direct upstream's own p50 moved more between cases than the gateway adds: the run
+# cannot tell whether the target holds, so it is not called met.
 rows.append(("added p50 latency, HTTP upstream, 1 × 1", "≤ 50 µs",
-             added_p50("baseline", "1x1"), added_p50("this", "1x1"), lambda v: f"{v:.0f} µs", lambda v: v <= 50))
+             added_p50("baseline", "1x1"), added_p50("this", "1x1"), lambda v: f"{v:.0f} µs",
+             lambda v: "not measurable (negative: noise)" if v < 0 else v <= 50))
 for mode in ("1x16", "16x16"):
     rows.append((f"req/s against direct, HTTP upstream, {mode.replace('x', ' × ')}", "≥ 0.90×",
                  vs_direct("baseline", mode), vs_direct("this", mode), lambda v: f"{v:.2f}×", lambda v: v >= 0.9))
@@ -101,5 +104,6 @@ print("| target | goal | before | after | met |")
 print("|---|---|---|---|---|")
 for name, goal, before, after, fmt, ok in rows:
     cell = lambda v: "" if v is None else fmt(v)  # noqa: E731
-    met = "" if after is None or ok is None else ("yes" if ok(after) else "no")
+    verdict = None if after is None or ok is None else ok(after)
+    met = verdict if isinstance(verdict, str) else "" if verdict is None else "yes" if verdict else "no"
     print(f"| {name} | {goal} | {cell(before)} | {cell(after)} | {met} |")
