@@ -31,7 +31,7 @@ build() { # <features> <out dir>
 }
 out="$ROOT/target/wasm-pack"
 if [ "${MCP_GW_NPM_VALIDATE:-}" = 1 ]; then
-  # Opt-in: the default entry also checks tools/call arguments against inputSchema (jsonschema in
+  # Opt-in: the default entry also checks tools/call arguments against inputSchema (boon in
   # the wasm; see the README for what it costs). Its own target dir: other RUSTFLAGS.
   CARGO_TARGET_DIR="$ROOT/target/wasm-validate" RUSTFLAGS='--cfg getrandom_backend="wasm_js"' \
     build web,validate "$out/web"

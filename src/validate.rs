@@ -2,11 +2,17 @@
 //!
 //! The engine asks an [`ArgumentValidator`] the host installs ([`crate::Gateway::set_validator`]);
 //! with none, arguments go upstream unchecked (the upstream checks them). With the `validate`
-//! feature, [`SchemaValidator`] is one built on the `jsonschema` crate: JSON Schema 2020-12 when
+//! feature, [`SchemaValidator`] is one built on the `boon` crate: JSON Schema 2020-12 when
 //! `$schema` is absent (as the MCP spec says), no `$ref` is ever fetched (network or file: every
 //! external reference fails to resolve, and such a schema is not used), patterns use the linear-time
 //! `regex` engine, schemas over [`MAX_SCHEMA_BYTES`] are not compiled, and at most
-//! [`MAX_COMPILED`] compiled schemas are kept.
+//! [`MAX_COMPILED`] compiled schemas are kept. `format` is an annotation in 2020-12 and 2019-09
+//! (not asserted); a schema that declares draft-07 or older gets that draft's format assertions.
+//!
+//! boon rather than the `jsonschema` crate (which this used before): jsonschema checks every schema
+//! it compiles against a meta-schema validator it builds on first use, 7.7 MiB of heap kept for the
+//! process's life, with no public switch to skip it; boon's meta-schemas cost about 2 MiB (README,
+//! Performance, "Where the idle memory goes").
 
 use crate::prelude::*;
 
@@ -30,26 +36,28 @@ pub const MAX_SCHEMA_BYTES: usize = 256 * 1024;
 pub const MAX_COMPILED: usize = 512;
 
 #[cfg(feature = "validate")]
-pub use with_jsonschema::SchemaValidator;
+pub use with_boon::SchemaValidator;
 
 #[cfg(feature = "validate")]
-mod with_jsonschema {
+mod with_boon {
     use super::*;
     use crate::prelude::HashMap;
 
     /// Refuses every external reference: nothing is fetched, from the network or from files.
-    struct NoRetrieval;
+    struct NoLoader;
 
-    impl jsonschema::Retrieve for NoRetrieval {
-        fn retrieve(&self, uri: &jsonschema::Uri<String>) -> Result<Value, Box<dyn core::error::Error + Send + Sync>> {
-            Err(format!("external $ref {} is not fetched", uri.as_str()).into())
+    impl boon::UrlLoader for NoLoader {
+        fn load(&self, url: &str) -> Result<Value, Box<dyn core::error::Error>> {
+            Err(format!("external $ref {url} is not fetched").into())
         }
     }
 
-    /// The `jsonschema`-based validator; compiled schemas are kept by their text.
+    /// The `boon`-based validator. Compiled schemas live in one [`boon::Schemas`] and are found by
+    /// their text; both start again together when [`MAX_COMPILED`] is reached.
     #[derive(Default)]
     pub struct SchemaValidator {
-        compiled: HashMap<String, Option<jsonschema::Validator>>,
+        schemas: boon::Schemas,
+        compiled: HashMap<String, Option<boon::SchemaIndex>>,
     }
 
     impl SchemaValidator {
@@ -58,28 +66,37 @@ mod with_jsonschema {
         }
     }
 
+    /// Compiles `schema` into `schemas` as resource number `n`; `None` when it cannot be used.
+    fn compile(schemas: &mut boon::Schemas, schema: &Value, n: usize) -> Option<boon::SchemaIndex> {
+        let mut c = boon::Compiler::new();
+        c.set_default_draft(boon::Draft::V2020_12);
+        c.use_loader(Box::new(NoLoader));
+        let url = format!("urn:mcp-edge-gateway:input-schema:{n}");
+        c.add_resource(&url, schema.clone()).ok()?;
+        c.compile(&url, schemas).ok()
+    }
+
     impl ArgumentValidator for SchemaValidator {
         fn validate(&mut self, schema: &Value, args: &Value) -> Result<(), Invalid> {
             let key = schema.to_string();
             if key.len() > MAX_SCHEMA_BYTES {
                 return Ok(());
             }
-            if self.compiled.len() >= MAX_COMPILED && !self.compiled.contains_key(&key) {
-                self.compiled.clear();
+            let Self { schemas, compiled } = self;
+            if compiled.len() >= MAX_COMPILED && !compiled.contains_key(&key) {
+                compiled.clear();
+                *schemas = boon::Schemas::new();
             }
-            let v = self.compiled.entry(key).or_insert_with(|| {
-                jsonschema::options()
-                    .with_retriever(NoRetrieval)
-                    .with_pattern_options(jsonschema::PatternOptions::regex())
-                    .should_validate_formats(false)
-                    .build(schema)
-                    .ok()
-            });
-            let Some(v) = v else { return Ok(()) };
-            match v.iter_errors(args).next() {
-                None => Ok(()),
-                Some(e) => Err(Invalid { path: e.instance_path.as_str().to_string(), message: e.to_string() }),
+            let n = compiled.len();
+            let Some(index) = *compiled.entry(key).or_insert_with(|| compile(schemas, schema, n)) else {
+                return Ok(());
+            };
+            let Err(mut e) = schemas.validate(args, index) else { return Ok(()) };
+            // The innermost first cause is the keyword that failed, at the value it failed on.
+            while !e.causes.is_empty() {
+                e = e.causes.swap_remove(0);
             }
+            Err(Invalid { path: e.instance_location.to_string(), message: e.kind.to_string() })
         }
     }
 
@@ -97,7 +114,7 @@ mod with_jsonschema {
             let e = v.validate(&s, &json!({"n": 2, "tags": ["a", 3]})).unwrap_err();
             assert_eq!(e.path, "/tags/1");
             assert_eq!(v.validate(&s, &json!({"n": 0})).unwrap_err().path, "/n");
-            assert!(v.validate(&s, &json!({})).unwrap_err().message.contains("required"));
+            assert!(v.validate(&s, &json!({})).unwrap_err().message.contains("missing properties 'n'"));
         }
 
         #[test]
@@ -110,6 +127,24 @@ mod with_jsonschema {
             // Local references work.
             let s = json!({"$defs": {"n": {"type": "integer"}}, "type": "object", "properties": {"a": {"$ref": "#/$defs/n"}}});
             assert_eq!(v.validate(&s, &json!({"a": "x"})).unwrap_err().path, "/a");
+        }
+
+        #[test]
+        fn unusable_schemas_go_unchecked_and_the_cache_starts_again() {
+            let mut v = SchemaValidator::new();
+            assert!(v.validate(&json!({"type": 5}), &json!("x")).is_ok());
+            assert!(v
+                .validate(&json!({"$schema": "https://example.com/meta", "type": "integer"}), &json!("x"))
+                .is_ok());
+            for i in 0..MAX_COMPILED + 3 {
+                let p = format!("p{i}");
+                let s = json!({"type": "object", "properties": {p.clone(): {"type": "integer"}}});
+                assert_eq!(v.validate(&s, &json!({p.clone(): "x"})).unwrap_err().path, format!("/{p}"));
+            }
+            // Compiled before the restart: compiled again into the new store, not looked up in it.
+            let s = json!({"type": "object", "properties": {"p0": {"type": "integer"}}});
+            assert_eq!(v.validate(&s, &json!({"p0": "x"})).unwrap_err().path, "/p0");
+            assert!(v.validate(&s, &json!({"p0": 1})).is_ok());
         }
 
         #[test]
