@@ -148,6 +148,20 @@ mod with_boon {
         }
 
         #[test]
+        fn schemas_with_the_same_id_stay_apart() {
+            // Two upstreams' tools may reuse one `$id`: each schema is its own document here.
+            let mut v = SchemaValidator::new();
+            let a =
+                json!({"$id": "https://example.com/args", "type": "object", "properties": {"n": {"type": "integer"}}});
+            let b =
+                json!({"$id": "https://example.com/args", "type": "object", "properties": {"n": {"type": "string"}}});
+            assert!(v.validate(&a, &json!({"n": 1})).is_ok());
+            assert!(v.validate(&b, &json!({"n": "x"})).is_ok());
+            assert_eq!(v.validate(&b, &json!({"n": 1})).unwrap_err().path, "/n");
+            assert_eq!(v.validate(&a, &json!({"n": "x"})).unwrap_err().path, "/n");
+        }
+
+        #[test]
         fn draft_2020_12_is_the_default() {
             let mut v = SchemaValidator::new();
             // prefixItems exists in 2020-12 only.
