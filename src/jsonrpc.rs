@@ -8,6 +8,7 @@
 use crate::prelude::*;
 
 use core::fmt;
+use core::fmt::Write as _;
 use serde_json::{Map, Value};
 
 /// JSON-RPC and MCP error codes the gateway produces or inspects.
@@ -254,8 +255,57 @@ impl Message {
         Value::Object(m)
     }
 
+    /// The message as JSON text: exactly `to_value().to_string()`, written without building that
+    /// value, so nothing of `params`, `result` or `rest` is copied on the way out (the copy and the
+    /// map were 1.2 % of the CPU of a proxied call, and grow with the payload). Members come in the
+    /// same order: the envelope, then `rest` without the envelope's own names.
     pub fn to_json(&self) -> String {
-        self.to_value().to_string()
+        let mut out = String::with_capacity(96);
+        out.push_str(r#"{"jsonrpc":"2.0""#);
+        let (envelope, rest): (&[&str], _) = match self {
+            Message::Request { id, method, params, rest } => {
+                out.push_str(r#","id":"#);
+                push_id(&mut out, Some(id));
+                out.push_str(r#","method":"#);
+                push_str(&mut out, method);
+                if let Some(p) = params {
+                    push_member(&mut out, "params", p);
+                }
+                (&["jsonrpc", "id", "method", "params"], rest)
+            }
+            Message::Notification { method, params, rest } => {
+                out.push_str(r#","method":"#);
+                push_str(&mut out, method);
+                if let Some(p) = params {
+                    push_member(&mut out, "params", p);
+                }
+                (&["jsonrpc", "method", "params"], rest)
+            }
+            Message::Response { id, result, rest } => {
+                out.push_str(r#","id":"#);
+                push_id(&mut out, Some(id));
+                push_member(&mut out, "result", result);
+                (&["jsonrpc", "id", "result"], rest)
+            }
+            Message::Error { id, error, rest } => {
+                out.push_str(r#","id":"#);
+                push_id(&mut out, id.as_ref());
+                let _ = write!(out, r#","error":{{"code":{},"message":"#, error.code);
+                push_str(&mut out, &error.message);
+                if let Some(d) = &error.data {
+                    push_member(&mut out, "data", d);
+                }
+                out.push('}');
+                (&["jsonrpc", "id", "error"], rest)
+            }
+        };
+        for (k, v) in rest {
+            if !envelope.contains(&k.as_str()) {
+                push_member(&mut out, k, v);
+            }
+        }
+        out.push('}');
+        out
     }
 
     pub fn request(id: Id, method: &str, params: Value) -> Message {
@@ -283,6 +333,30 @@ impl Message {
 
     pub fn is_request(&self) -> bool {
         matches!(self, Message::Request { .. })
+    }
+}
+
+/// `,"key":value`. Values are written by `Value`'s own `Display`, the one serialiser the core uses.
+fn push_member(out: &mut String, key: &str, value: &Value) {
+    out.push(',');
+    push_str(out, key);
+    out.push(':');
+    let _ = write!(out, "{value}");
+}
+
+/// A JSON string, escaped by serde_json (through `Value`'s `Display`, so no second serialiser is
+/// compiled in; the copy is of a short name).
+fn push_str(out: &mut String, s: &str) {
+    let _ = write!(out, "{}", Value::String(s.into()));
+}
+
+fn push_id(out: &mut String, id: Option<&Id>) {
+    match id {
+        Some(Id::Num(n)) => {
+            let _ = write!(out, "{n}");
+        }
+        Some(Id::Str(s)) => push_str(out, s),
+        None => out.push_str("null"),
     }
 }
 
@@ -331,6 +405,45 @@ mod tests {
             "[".repeat(inner),
             "]".repeat(inner)
         )
+    }
+
+    /// `to_json` writes the text itself; it must be exactly what serialising `to_value` gives, for
+    /// every kind of message, escapes, ids of both types, and `rest` members that collide with the
+    /// envelope's names (the envelope wins, as in `to_value`).
+    #[test]
+    fn to_json_is_exactly_the_value_serialised() {
+        let mut rest = Map::new();
+        rest.insert("zeta \"q\"\n".into(), serde_json::json!({"b": [1, 2.5, null], "a": "\u{7}é"}));
+        rest.insert("id".into(), Value::from(99));
+        rest.insert("jsonrpc".into(), Value::from("1.0"));
+        rest.insert("method".into(), Value::from("other"));
+        rest.insert("result".into(), Value::from(false));
+        rest.insert("error".into(), Value::from(0));
+        rest.insert("_meta".into(), serde_json::json!({"k": "v"}));
+        let params = serde_json::json!({"name": "t\u{1}ab\"", "arguments": {"x": [true, {"y": -1}]}});
+        let err = ErrorObject::new(-32000, "down \"x\"\t").with_data(serde_json::json!({"retryAfterMs": 5}));
+        let messages = [
+            Message::Request {
+                id: Id::Num(-7),
+                method: "tools/call".into(),
+                params: Some(params.clone()),
+                rest: rest.clone(),
+            },
+            Message::Request { id: Id::Str("a\"b\\".into()), method: "ping".into(), params: None, rest: Map::new() },
+            Message::Notification {
+                method: "notifications/x\u{0}".into(),
+                params: Some(Value::Array(vec![])),
+                rest: rest.clone(),
+            },
+            Message::Notification { method: "n".into(), params: None, rest: Map::new() },
+            Message::Response { id: Id::Num(i64::MAX), result: params.clone(), rest: rest.clone() },
+            Message::Error { id: None, error: ErrorObject::new(1, ""), rest: Map::new() },
+            Message::Error { id: Some(Id::Str("".into())), error: err, rest },
+        ];
+        for m in messages {
+            assert_eq!(m.to_json(), m.to_value().to_string(), "{m:?}");
+            assert_eq!(serde_json::from_str::<Value>(&m.to_json()).ok(), Some(m.to_value()));
+        }
     }
 
     #[test]

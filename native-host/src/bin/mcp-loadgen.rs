@@ -260,6 +260,9 @@ fn canned_reply(body: &[u8], counter: &AtomicU64) -> Response {
         Some("initialize") => {
             json!({"protocolVersion": "2025-11-25", "capabilities": {"tools": {}}, "serverInfo": {"name": "canned", "version": "1"}})
         }
+        // One tool, so a gateway in front of this responder routes `echo` to it (profiling the gateway
+        // without a real upstream's own cost in the samples).
+        Some("tools/list") => json!({"tools": [{"name": "echo", "inputSchema": {"type": "object"}}]}),
         _ => json!({"content": [{"type": "text", "text": "Echo: hello"}]}),
     };
     let mut r = axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response();
