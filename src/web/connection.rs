@@ -4,7 +4,7 @@
 
 use std::prelude::rust_2021::*;
 
-use super::interop::{from_js, to_js, type_error};
+use super::interop::{from_js, text_to_js, type_error};
 use super::runtime::{self, Shared};
 use crate::engine::SessionId;
 use crate::jsonrpc::Message;
@@ -43,6 +43,6 @@ impl Connection {
 /// Deliver messages to a JS listener `(message) => void`.
 pub(crate) fn listener_sink(listener: js_sys::Function) -> runtime::Sink {
     std::rc::Rc::new(move |_related, m: Message| {
-        let _ = listener.call1(&JsValue::NULL, &to_js(&m.to_value()));
+        let _ = listener.call1(&JsValue::NULL, &text_to_js(&m.to_json()));
     })
 }

@@ -12,7 +12,7 @@ use std::prelude::rust_2021::*;
 
 use super::connection::{listener_sink, Connection};
 use super::idb::IdbStore;
-use super::interop::{error_from_js, from_js, function, rpc_error, to_js, type_error};
+use super::interop::{error_from_js, from_js, function, rpc_error, text_to_js, to_js, type_error};
 use super::local::LocalUpstream;
 use super::runtime::{self, Runtime, Shared};
 use crate::config::{read_groups, read_sampling, read_upstream, Transport};
@@ -733,15 +733,15 @@ impl Inner {
                 if self.pending.borrow().contains_key(k) =>
             {
                 let (resolve, _, user_id) = self.pending.borrow_mut().remove(k).expect("checked");
-                let mut v = m.to_value();
+                let v = text_to_js(&m.to_json());
                 if let Some(u) = user_id {
-                    v["id"] = u;
+                    let _ = js_sys::Reflect::set(&v, &JsValue::from_str("id"), &to_js(&u));
                 }
-                let _ = resolve.call1(&JsValue::NULL, &to_js(&v));
+                let _ = resolve.call1(&JsValue::NULL, &v);
             }
             Message::Request { id, method, params, .. } => self.answer_server_request(id, method, params),
             Message::Notification { ref method, ref params, .. } => {
-                let detail = to_js(&m.to_value());
+                let detail = text_to_js(&m.to_json());
                 self.emit("notification", &detail);
                 let p = to_js(params.as_ref().unwrap_or(&Value::Null));
                 match method.as_str() {

@@ -10,7 +10,12 @@ use wasm_bindgen::prelude::*;
 
 /// A JSON value as a plain JS value.
 pub fn to_js(v: &Value) -> JsValue {
-    js_sys::JSON::parse(&v.to_string()).unwrap_or(JsValue::NULL)
+    text_to_js(&v.to_string())
+}
+
+/// JSON text (a message's `to_json`, say) as a plain JS value: no `Value` built on the way.
+pub fn text_to_js(text: &str) -> JsValue {
+    js_sys::JSON::parse(text).unwrap_or(JsValue::NULL)
 }
 
 /// A JS value as JSON; `undefined` is `null`. Functions, symbols and cycles are a `TypeError`.
