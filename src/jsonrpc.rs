@@ -178,46 +178,72 @@ impl Message {
     }
 
     /// Interpret an already parsed JSON value as a message.
+    ///
+    /// One pass over the members, no lookups: the envelope's are taken out as they come and the
+    /// rest keep their order (removing each by name hashed every name again, and moved the last
+    /// member into the hole).
     pub fn from_value(v: Value) -> Result<Message, ParseError> {
-        let mut o = match v {
+        let o = match v {
             Value::Object(o) => o,
             Value::Array(_) => return Err(ParseError::Batch),
             _ => return Err(ParseError::Invalid("a message must be a JSON object")),
         };
-        match o.remove("jsonrpc") {
+        let (mut jsonrpc, mut id, mut method, mut params, mut error, mut result) = (None, None, None, None, None, None);
+        let mut rest = Map::new();
+        for (k, v) in o {
+            let slot = match k.as_str() {
+                "jsonrpc" => &mut jsonrpc,
+                "id" => &mut id,
+                "method" => &mut method,
+                "params" => &mut params,
+                "error" => &mut error,
+                "result" => &mut result,
+                _ => {
+                    rest.insert(k, v);
+                    continue;
+                }
+            };
+            *slot = Some(v);
+        }
+        match jsonrpc {
             Some(Value::String(s)) if s == "2.0" => {}
             _ => return Err(ParseError::Invalid("\"jsonrpc\" must be \"2.0\"")),
         }
-        let id = match o.remove("id") {
+        let id = match id {
             None => None,
             Some(Value::Null) => Some(None),
             Some(v) => {
                 Some(Some(Id::from_value(&v).ok_or(ParseError::Invalid("\"id\" must be a string or an integer"))?))
             }
         };
-        if let Some(method) = o.remove("method") {
+        if let Some(method) = method {
             let method = match method {
                 Value::String(m) => m,
                 _ => return Err(ParseError::Invalid("\"method\" must be a string")),
             };
-            let params = match o.remove("params") {
+            let params = match params {
                 None => None,
                 Some(p @ Value::Object(_)) | Some(p @ Value::Array(_)) => Some(p),
                 Some(_) => return Err(ParseError::Invalid("\"params\" must be an object or an array")),
             };
+            // Not a response: whatever `error` or `result` it carries is not ours to read.
+            keep(&mut rest, "error", error);
+            keep(&mut rest, "result", result);
             return match id {
-                None => Ok(Message::Notification { method, params, rest: o }),
-                Some(Some(id)) => Ok(Message::Request { id, method, params, rest: o }),
+                None => Ok(Message::Notification { method, params, rest }),
+                Some(Some(id)) => Ok(Message::Request { id, method, params, rest }),
                 Some(None) => Err(ParseError::Invalid("a request id must not be null")),
             };
         }
-        if let Some(err) = o.remove("error") {
+        keep(&mut rest, "params", params);
+        if let Some(err) = error {
             let error = ErrorObject::from_value(&err).ok_or(ParseError::Invalid("malformed error object"))?;
-            return Ok(Message::Error { id: id.flatten(), error, rest: o });
+            keep(&mut rest, "result", result);
+            return Ok(Message::Error { id: id.flatten(), error, rest });
         }
-        if let Some(result) = o.remove("result") {
+        if let Some(result) = result {
             let id = id.flatten().ok_or(ParseError::Invalid("a response needs an id"))?;
-            return Ok(Message::Response { id, result, rest: o });
+            return Ok(Message::Response { id, result, rest });
         }
         Err(ParseError::Invalid("neither a request, a notification nor a response"))
     }
@@ -360,6 +386,13 @@ fn push_id(out: &mut String, id: Option<&Id>) {
     }
 }
 
+/// A member the message's kind does not read goes back among the unknown ones.
+fn keep(rest: &mut Map<String, Value>, key: &str, v: Option<Value>) {
+    if let Some(v) = v {
+        rest.insert(key.into(), v);
+    }
+}
+
 fn extend(m: &mut Map<String, Value>, rest: &Map<String, Value>) {
     for (k, v) in rest {
         m.entry(k.clone()).or_insert_with(|| v.clone());
@@ -405,6 +438,22 @@ mod tests {
             "[".repeat(inner),
             "]".repeat(inner)
         )
+    }
+
+    /// Unknown members come through in their order, and the envelope members a kind of message
+    /// does not read stay among them (a request's `result`, a response's `params`).
+    #[test]
+    fn unknown_members_keep_their_order_and_unread_envelope_members() {
+        let text = r#"{"z":1,"jsonrpc":"2.0","b":2,"id":7,"result":"r","method":"m","a":3,"error":{"code":1}}"#;
+        let Ok(Message::Request { rest, .. }) = Message::parse(text.as_bytes()) else { panic!("a request") };
+        assert_eq!(rest.keys().collect::<Vec<_>>(), ["z", "b", "a", "error", "result"]);
+        let text = r#"{"params":{},"id":"x","q":0,"jsonrpc":"2.0","result":[],"p":1}"#;
+        let Ok(Message::Response { rest, id, .. }) = Message::parse(text.as_bytes()) else { panic!("a response") };
+        assert_eq!(id, Id::Str("x".into()));
+        assert_eq!(rest.keys().collect::<Vec<_>>(), ["q", "p", "params"]);
+        let text = r#"{"jsonrpc":"2.0","id":null,"result":1,"error":{"code":-1,"message":"m"}}"#;
+        let Ok(Message::Error { rest, id: None, .. }) = Message::parse(text.as_bytes()) else { panic!("an error") };
+        assert_eq!(rest.keys().collect::<Vec<_>>(), ["result"]);
     }
 
     /// `to_json` writes the text itself; it must be exactly what serialising `to_value` gives, for
