@@ -75,6 +75,15 @@ python3 "$ROOT/scripts/bench.py" --gateway "$ROOT/target/release/mcp-edge-gatewa
   --loadgen "$ROOT/target/release/mcp-loadgen" --peers supergateway,mcp-proxy ${QUICK:+--quick} \
   --baseline "$BENCH_BASELINE" --summary "$OUT/proxy.json"
 
+step "the proxy path in instructions: user-space instructions per tools/call in front of a canned upstream (callgrind; exact, unlike the timings above)"
+need_valgrind
+gw_cmd() { echo "$1 serve --config {config} --listen 127.0.0.1:{port} --data-dir {data}"; }
+for conc in 1 16; do
+  python3 "$ROOT/scripts/bench_instructions.py" "$ROOT/target/release/mcp-loadgen" "$conc" "$([ -n "$QUICK" ] && echo 1000 || echo 4000)" \
+    "before ($BASE_REF)=$(gw_cmd "$BENCH_BASELINE")" "after=$(gw_cmd "$ROOT/target/release/mcp-edge-gateway")" \
+    "the floor (mcp-loadgen passthrough)=$ROOT/target/release/mcp-loadgen passthrough --listen 127.0.0.1:{port} --upstream {upstream}"
+done
+
 step "the engine's cost of a group, in instructions (callgrind; exact, unlike the timings above)"
 cargo_locked build --release --example route_cost
 echo "| engine round trip (parse, route, remap, serialise, both ways) | instructions per call |"

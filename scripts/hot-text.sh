@@ -6,11 +6,7 @@
 # scripts/test-release.sh says when the list has gone stale. Not part of the test command.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
-if ! command -v valgrind >/dev/null; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends valgrind
-fi
+need_valgrind
 # The release profile as it is, symbols kept by the last link only: changing the profile's strip
 # would change every crate's symbol hashes and, through them, some of LLVM's choices.
 step "release build, symbols kept (target/hot-text)"

@@ -20,3 +20,11 @@ LLVM_COV_VERSION=0.9.1
 # The size tools (scripts/size-report.sh only; not needed by the tests).
 TWIGGY_VERSION=0.8.0
 BLOAT_VERSION=0.12.1
+
+# valgrind (callgrind) from apt, for the instruction counts (bench.sh) and the hot-text list.
+need_valgrind() {
+  command -v valgrind >/dev/null && return
+  local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends valgrind
+}

@@ -16,6 +16,7 @@ use mcp_edge_gateway::jsonrpc::code;
 use mcp_edge_gateway::protocol::method;
 use mcp_edge_gateway::sse::Parser;
 use mcp_edge_gateway::{ErrorObject, Id, Message, UpstreamId};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -43,6 +44,10 @@ struct Link {
     /// then reqwest is given the text and reports that.
     target: Option<reqwest::Url>,
     headers: BTreeMap<String, String>,
+    /// What every POST carries (content type, accept, `headers`), made once: given as text, reqwest
+    /// checks and copies every name and value again for each request. `None` if a configured
+    /// header is not a valid one; then they go as text and reqwest reports it.
+    base: Option<HeaderMap>,
     /// The gateway's own OAuth credential for this upstream, if it has one.
     creds: super::credentials::Shared,
     client: reqwest::Client,
@@ -84,6 +89,7 @@ pub async fn run(
             url: url.clone(),
             target: reqwest::Url::parse(&url).ok(),
             headers: headers.clone(),
+            base: base_headers(&headers),
             creds: creds.clone(),
             client: client.clone(),
             state: Mutex::new(LinkState::default()),
@@ -116,6 +122,20 @@ pub async fn run(
         }
         tracing::warn!(upstream = %name, "{why}; reconnecting");
     }
+}
+
+const JSON: &str = "application/json";
+const JSON_OR_SSE: &str = "application/json, text/event-stream";
+
+/// `Link::base`.
+fn base_headers(configured: &BTreeMap<String, String>) -> Option<HeaderMap> {
+    let mut h = HeaderMap::new();
+    h.append(CONTENT_TYPE, HeaderValue::from_static(JSON));
+    h.append(ACCEPT, HeaderValue::from_static(JSON_OR_SSE));
+    for (k, v) in configured {
+        h.append(HeaderName::from_bytes(k.as_bytes()).ok()?, HeaderValue::from_str(v).ok()?);
+    }
+    Some(h)
 }
 
 fn gnum_of(id: &Id) -> Option<i64> {
@@ -202,15 +222,16 @@ impl Link {
             Message::Request { id, method, .. } => (Some(id.clone()), method.clone()),
             _ => (None, String::new()),
         };
-        let mut req = match &self.target {
-            Some(t) => self.client.post(t.clone()),
-            None => self.client.post(&self.url),
-        }
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream");
-        for (k, v) in &self.headers {
-            req = req.header(k, v);
-        }
+        let mut req = match (&self.target, &self.base) {
+            (Some(t), Some(base)) => self.client.post(t.clone()).headers(base.clone()),
+            _ => {
+                let mut req = self.client.post(&self.url).header(CONTENT_TYPE, JSON).header(ACCEPT, JSON_OR_SSE);
+                for (k, v) in &self.headers {
+                    req = req.header(k, v);
+                }
+                req
+            }
+        };
         let mut bearer = None;
         if let Some(c) = &self.creds {
             match c.bearer(Duration::from_secs(10)).await {
