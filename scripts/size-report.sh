@@ -9,7 +9,7 @@ cd "$ROOT"
 
 step "the default entry's wasm (--features web; names kept for twiggy)"
 W="$ROOT/target/size-report"
-CARGO_TARGET_DIR="$W" CARGO_PROFILE_RELEASE_PANIC=abort CARGO_PROFILE_RELEASE_STRIP=false \
+CARGO_TARGET_DIR="$W" CARGO_PROFILE_RELEASE_OPT_LEVEL=z CARGO_PROFILE_RELEASE_PANIC=abort CARGO_PROFILE_RELEASE_STRIP=false \
   cargo_locked build --release --lib --target wasm32-unknown-unknown --features web
 twiggy top -n 1000000 --format csv "$W/wasm32-unknown-unknown/release/mcp_edge_gateway.wasm" > "$W/twiggy.csv"
 python3 "$ROOT/scripts/size_table.py" "$W/twiggy.csv"
