@@ -284,7 +284,7 @@ impl Message {
     /// The message as JSON text: exactly `to_value().to_string()`, written without building that
     /// value, so nothing of `params`, `result` or `rest` is copied on the way out (the copy and the
     /// map were 1.2 % of the CPU of a proxied call, and grow with the payload). Members come in the
-    /// same order: the envelope, then `rest` without the envelope's own names.
+    /// same order: the envelope, then `rest` without the names the envelope wrote.
     pub fn to_json(&self) -> String {
         let mut out = String::with_capacity(96);
         out.push_str(r#"{"jsonrpc":"2.0""#);
@@ -297,7 +297,14 @@ impl Message {
                 if let Some(p) = params {
                     push_member(&mut out, "params", p);
                 }
-                (&["jsonrpc", "id", "method", "params"], rest)
+                (
+                    if params.is_some() {
+                        &["jsonrpc", "id", "method", "params"]
+                    } else {
+                        &["jsonrpc", "id", "method"]
+                    },
+                    rest,
+                )
             }
             Message::Notification { method, params, rest } => {
                 out.push_str(r#","method":"#);
@@ -305,7 +312,7 @@ impl Message {
                 if let Some(p) = params {
                     push_member(&mut out, "params", p);
                 }
-                (&["jsonrpc", "method", "params"], rest)
+                (if params.is_some() { &["jsonrpc", "method", "params"] } else { &["jsonrpc", "method"] }, rest)
             }
             Message::Response { id, result, rest } => {
                 out.push_str(r#","id":"#);
@@ -458,7 +465,7 @@ mod tests {
 
     /// `to_json` writes the text itself; it must be exactly what serialising `to_value` gives, for
     /// every kind of message, escapes, ids of both types, and `rest` members that collide with the
-    /// envelope's names (the envelope wins, as in `to_value`).
+    /// envelope's names (the envelope wins, as in `to_value`, where it wrote that name).
     #[test]
     fn to_json_is_exactly_the_value_serialised() {
         let mut rest = Map::new();
@@ -469,6 +476,8 @@ mod tests {
         rest.insert("result".into(), Value::from(false));
         rest.insert("error".into(), Value::from(0));
         rest.insert("_meta".into(), serde_json::json!({"k": "v"}));
+        let mut rest_params = Map::new();
+        rest_params.insert("params".into(), serde_json::json!({"from": "rest"}));
         let params = serde_json::json!({"name": "t\u{1}ab\"", "arguments": {"x": [true, {"y": -1}]}});
         let err = ErrorObject::new(-32000, "down \"x\"\t").with_data(serde_json::json!({"retryAfterMs": 5}));
         let messages = [
@@ -485,6 +494,14 @@ mod tests {
                 rest: rest.clone(),
             },
             Message::Notification { method: "n".into(), params: None, rest: Map::new() },
+            Message::Notification { method: "n".into(), params: None, rest: rest_params.clone() },
+            Message::Request { id: Id::Num(1), method: "m".into(), params: None, rest: rest_params.clone() },
+            Message::Request {
+                id: Id::Num(2),
+                method: "m".into(),
+                params: Some(Value::Array(vec![])),
+                rest: rest_params,
+            },
             Message::Response { id: Id::Num(i64::MAX), result: params.clone(), rest: rest.clone() },
             Message::Error { id: None, error: ErrorObject::new(1, ""), rest: Map::new() },
             Message::Error { id: Some(Id::Str("".into())), error: err, rest },
