@@ -9,7 +9,7 @@ filled in: {config} is a gateway config whose one server is that upstream) is a 
 nothing of a real server's own cost is in the count). After a warm-up of 300 calls the counters
 are zeroed, CALLS calls are made with CONCURRENCY in flight, and the instructions the proxy ran
 meanwhile (every thread, user space only: the kernel's share is not counted) are divided by CALLS.
-Standard library only, plus valgrind (scripts/hot-text.sh installs it)."""
+Standard library only, plus valgrind (bench.sh installs it: need_valgrind in scripts/lib.sh)."""
 
 import glob
 import json
