@@ -15,6 +15,11 @@ mod upstream;
 mod ws;
 
 use clap::{Parser, Subcommand};
+
+/// mimalloc on Linux (native-host/Cargo.toml says why); the system's allocator elsewhere.
+#[cfg(target_os = "linux")]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use config::HostConfig;
 use mcp_edge_gateway::Gateway;
 use std::net::SocketAddr;
