@@ -15,15 +15,15 @@ mod upstream;
 mod ws;
 
 use clap::{Parser, Subcommand};
+use config::HostConfig;
+use mcp_edge_gateway::Gateway;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 
 /// mimalloc on Linux (native-host/Cargo.toml says why); the system's allocator elsewhere.
 #[cfg(target_os = "linux")]
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use config::HostConfig;
-use mcp_edge_gateway::Gateway;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 
 const ABOUT: &str = "MCP gateway for the edge: one MCP endpoint in front of many MCP servers.";
 
