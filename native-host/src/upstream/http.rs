@@ -1,4 +1,4 @@
-//! Streamable HTTP upstreams, both eras, on reqwest.
+//! Streamable HTTP upstreams, both eras, on hyper-util's client (`wire`).
 //!
 //! What goes on the wire (era, MCP headers, how replies are read, when a session has expired) is
 //! decided by the core's [`HttpClientState`], shared with the browser connector. This file moves the
@@ -8,15 +8,18 @@
 //! takes the link down until a TCP connect succeeds again. Cancelling a modern request closes its
 //! stream, as the 2026 spec wants.
 
+use super::wire;
 use super::Backoff;
 use crate::driver::{Cmd, Handle};
-use futures_util::StreamExt;
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use http::Method;
+use http_body_util::BodyExt;
 use mcp_edge_gateway::http_client::{resume, HttpClientState};
 use mcp_edge_gateway::jsonrpc::code;
 use mcp_edge_gateway::protocol::method;
 use mcp_edge_gateway::sse::Parser;
 use mcp_edge_gateway::{ErrorObject, Id, Message, UpstreamId};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,18 +42,17 @@ struct Link {
     u: UpstreamId,
     name: String,
     url: String,
-    /// `url`, parsed once: given the text, reqwest parses it again for every request (a URL parse
-    /// with its IDNA host check was 1.7 % of the CPU of a proxied call). `None` if it does not parse;
-    /// then reqwest is given the text and reports that.
-    target: Option<reqwest::Url>,
-    headers: BTreeMap<String, String>,
-    /// What every POST carries (content type, accept, `headers`), made once: given as text, reqwest
-    /// checks and copies every name and value again for each request. `None` if a configured
-    /// header is not a valid one; then they go as text and reqwest reports it.
-    base: Option<HeaderMap>,
+    /// `url`, parsed once (a URL parse with its IDNA host check, made for every request, was 1.7 %
+    /// of the CPU of a proxied call). `Err` says why it does not parse as an HTTP URL.
+    target: Result<http::Uri, String>,
+    /// The configured headers, checked once. `Err` names the first that is not a valid HTTP
+    /// header; then every request is refused with that (nothing is sent).
+    headers: Result<HeaderMap, String>,
+    /// What every POST carries (content type, accept, `headers`), made once.
+    base: Result<HeaderMap, String>,
     /// The gateway's own OAuth credential for this upstream, if it has one.
     creds: super::credentials::Shared,
-    client: reqwest::Client,
+    client: wire::Client,
     state: Mutex<LinkState>,
     fail: mpsc::Sender<String>,
 }
@@ -63,12 +65,17 @@ pub async fn run(
     headers: BTreeMap<String, String>,
     creds: super::credentials::Shared,
 ) {
-    let client = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .tcp_nodelay(true)
-        .pool_max_idle_per_host(64)
-        .build()
-        .expect("tls backend");
+    let client = wire::Client::for_url(&url);
+    if client.is_proxied() {
+        tracing::info!(upstream = %name, "sending through the proxy the environment names for {url}");
+    }
+    let target = url.parse::<http::Uri>().map_err(|e| format!("the upstream URL {url:?} is not an HTTP URL: {e}"));
+    let configured = configured_headers(&headers);
+    let base = configured.clone().map(|mut h| {
+        h.insert(CONTENT_TYPE, HeaderValue::from_static(JSON));
+        h.insert(ACCEPT, HeaderValue::from_static(JSON_OR_SSE));
+        h
+    });
     let mut backoff = Backoff::new();
     let mut first = true;
     loop {
@@ -87,9 +94,9 @@ pub async fn run(
             u,
             name: name.clone(),
             url: url.clone(),
-            target: reqwest::Url::parse(&url).ok(),
-            headers: headers.clone(),
-            base: base_headers(&headers),
+            target: target.clone(),
+            headers: configured.clone(),
+            base: base.clone(),
             creds: creds.clone(),
             client: client.clone(),
             state: Mutex::new(LinkState::default()),
@@ -127,15 +134,22 @@ pub async fn run(
 const JSON: &str = "application/json";
 const JSON_OR_SSE: &str = "application/json, text/event-stream";
 
-/// `Link::base`.
-fn base_headers(configured: &BTreeMap<String, String>) -> Option<HeaderMap> {
+/// `Link::headers`.
+fn configured_headers(configured: &BTreeMap<String, String>) -> Result<HeaderMap, String> {
     let mut h = HeaderMap::new();
-    h.append(CONTENT_TYPE, HeaderValue::from_static(JSON));
-    h.append(ACCEPT, HeaderValue::from_static(JSON_OR_SSE));
     for (k, v) in configured {
-        h.append(HeaderName::from_bytes(k.as_bytes()).ok()?, HeaderValue::from_str(v).ok()?);
+        add(&mut h, k, v).map_err(|e| format!("the configured header {k:?} {e}"))?;
     }
-    Some(h)
+    Ok(h)
+}
+
+/// Append one header given as text; `Err` says what is wrong with it.
+fn add(h: &mut HeaderMap, k: &str, v: &str) -> Result<(), String> {
+    let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| "is not a valid HTTP header name".to_string())?;
+    let value =
+        HeaderValue::from_str(v).map_err(|_| "has a value that is not a valid HTTP header value".to_string())?;
+    h.append(name, value);
+    Ok(())
 }
 
 fn gnum_of(id: &Id) -> Option<i64> {
@@ -222,21 +236,17 @@ impl Link {
             Message::Request { id, method, .. } => (Some(id.clone()), method.clone()),
             _ => (None, String::new()),
         };
-        let mut req = match (&self.target, &self.base) {
-            (Some(t), Some(base)) => self.client.post(t.clone()).headers(base.clone()),
-            _ => {
-                let mut req = self.client.post(&self.url).header(CONTENT_TYPE, JSON).header(ACCEPT, JSON_OR_SSE);
-                for (k, v) in &self.headers {
-                    req = req.header(k, v);
-                }
-                req
-            }
+        let (target, mut headers) = match (&self.target, &self.base) {
+            (Ok(t), Ok(base)) => (t.clone(), base.clone()),
+            (Err(why), _) | (_, Err(why)) => return self.refuse(gid, why.clone()),
         };
         let mut bearer = None;
         if let Some(c) = &self.creds {
             match c.bearer(Duration::from_secs(10)).await {
                 Some(b) => {
-                    req = req.header("authorization", b.as_str());
+                    if let Err(e) = add(&mut headers, "authorization", b.as_str()) {
+                        return self.refuse(gid, format!("the OAuth token for this upstream {e}"));
+                    }
                     bearer = Some(b);
                 }
                 None => {
@@ -253,32 +263,39 @@ impl Link {
             (st.http.headers(&m, modern), st.http.session.is_some())
         };
         for (k, v) in mcp_headers {
-            req = req.header(k, v);
+            if let Err(e) = add(&mut headers, &k, &v) {
+                return self.refuse(gid, format!("the {k} header of this message {e}"));
+            }
         }
         // The trace context in `_meta` as headers too (not in the browser's connector: a header a
-        // cross-origin upstream did not allow in CORS would make the whole request fail).
+        // cross-origin upstream did not allow in CORS would make the whole request fail). A
+        // `tracestate` that is not a valid header value is left out rather than the call refused.
         if let Message::Request { params, .. } = &m {
             for (k, v) in mcp_edge_gateway::trace::headers(params.as_ref()) {
-                req = req.header(k, v);
+                let _ = add(&mut headers, &k, &v);
             }
         }
         let text = m.to_json();
         crate::metrics::count(&crate::metrics::BYTES.upstream_out, text.len());
-        let resp = match req.body(text).send().await {
+        let mut req = http::Request::new(Bytes::from(text));
+        *req.method_mut() = Method::POST;
+        *req.uri_mut() = target;
+        *req.headers_mut() = headers;
+        let resp = match self.client.send(req).await {
             Ok(r) => r,
             Err(e) => {
                 // A broken connection usually means the server went away: if it cannot be reached
                 // any more, the whole link is down (every call fails the same clear way).
-                if e.is_connect() || e.is_timeout() || !reachable(&self.url).await {
+                if e.connect || !reachable(&self.url).await {
                     // A refused connection carried nothing: the engine may queue the call instead.
-                    if let (true, Some(g)) = (e.is_connect(), gid.as_ref().and_then(gnum_of)) {
+                    if let (true, Some(g)) = (e.connect, gid.as_ref().and_then(gnum_of)) {
                         self.h.send(Cmd::Undelivered(self.u, g));
                     }
                     return self.fail(format!("cannot reach {}: {e}", self.url));
                 }
                 // Sent, but no answer will come: it may or may not have run there.
                 if let Some(g) = gid.as_ref().and_then(gnum_of) {
-                    let why = format!("the connection broke after the call was sent ({})", e.without_url());
+                    let why = format!("the connection broke after the call was sent ({e})");
                     self.h.send(Cmd::Lost(self.u, g, why));
                 }
                 return;
@@ -298,7 +315,7 @@ impl Link {
         let resp = if !status.is_success() && had_session && !modern && meth != method::INITIALIZE {
             // 404 is the spec's "session expired"; some servers (the TypeScript SDK's) answer 400
             // "No valid session ID" instead. Either way nothing ran: initialise again and re-send.
-            let body = resp.bytes().await.unwrap_or_default();
+            let body = wire::bytes(resp).await;
             let text = String::from_utf8_lossy(&body).into_owned();
             if HttpClientState::session_gone(status.as_u16(), &text) {
                 return self.session_expired(m);
@@ -334,7 +351,7 @@ impl Link {
                 attempts += 1;
                 tokio::time::sleep(Duration::from_millis(resume::delay_ms(parser.retry))).await;
                 parser.restart();
-                match self.get_request(Some(&last)).send().await {
+                match self.get(Some(&last)).await {
                     Ok(r) if r.status().is_success() => {
                         tracing::debug!(upstream = %self.name, "resumed a cut response stream after event {last}");
                         answered = self.read_stream(r, &mut parser, gid.as_ref(), &meth, gnum, true).await;
@@ -352,7 +369,7 @@ impl Link {
                 self.h.send(Cmd::Lost(self.u, g, "its response stream ended before the answer".into()));
             }
         } else {
-            let body = resp.bytes().await.unwrap_or_default();
+            let body = wire::bytes(resp).await;
             crate::metrics::count(&crate::metrics::BYTES.upstream_in, body.len());
             if status.as_u16() == 202 || status.as_u16() == 204 || (body.is_empty() && status.is_success()) {
                 if let Some(id) = gid {
@@ -428,37 +445,47 @@ impl Link {
 
     /// A GET on the MCP endpoint for this session: the standalone stream, or (with `last`) the
     /// resumption of a stream after its event `last`.
-    fn get_request(&self, last: Option<&str>) -> reqwest::RequestBuilder {
-        let mut req = match &self.target {
-            Some(t) => self.client.get(t.clone()),
-            None => self.client.get(&self.url),
-        };
+    async fn get(&self, last: Option<&str>) -> Result<wire::Response, wire::Error> {
+        let refused = |text: String| wire::Error::refused(text);
+        let target = self.target.clone().map_err(refused)?;
+        let mut headers = HeaderMap::new();
         for (k, v) in self.state.lock().expect("poisoned").http.get_headers(last) {
-            req = req.header(k, v);
+            add(&mut headers, &k, &v).map_err(|e| refused(format!("the {k} header {e}")))?;
         }
-        for (k, v) in &self.headers {
-            req = req.header(k, v);
-        }
+        headers.extend(self.headers.clone().map_err(refused)?);
         if let Some(b) = self.creds.as_ref().and_then(|c| c.bearer_now()) {
-            req = req.header("authorization", b);
+            add(&mut headers, AUTHORIZATION.as_str(), &b).map_err(|e| refused(format!("the OAuth token {e}")))?;
         }
-        req
+        let mut req = http::Request::new(Bytes::new());
+        *req.uri_mut() = target;
+        *req.headers_mut() = headers;
+        self.client.send(req).await
+    }
+
+    /// Nothing was sent, and sending again would not help: the call gets an error now.
+    fn refuse(&self, gid: Option<Id>, why: String) {
+        tracing::warn!(upstream = %self.name, "{why}");
+        if let Some(id) = gid {
+            self.forget(gnum_of(&id));
+            self.to_engine(Message::error(Some(id), ErrorObject::new(code::INTERNAL_ERROR, why)), None);
+        }
     }
 
     /// Read one SSE response to its end, handing each message to the engine. Whether the answer to
     /// `gid` came.
     async fn read_stream(
         &self,
-        resp: reqwest::Response,
+        resp: wire::Response,
         parser: &mut Parser,
         gid: Option<&Id>,
         meth: &str,
         gnum: Option<i64>,
         ok: bool,
     ) -> bool {
-        let mut stream = resp.bytes_stream();
+        let mut body = resp.into_body();
         let mut answered = false;
-        while let Some(Ok(chunk)) = stream.next().await {
+        while let Some(Ok(frame)) = body.frame().await {
+            let Ok(chunk) = frame.into_data() else { continue }; // trailers
             crate::metrics::count(&crate::metrics::BYTES.upstream_in, chunk.len());
             let Ok(events) = parser.feed(&chunk) else { break };
             for ev in events {
@@ -487,7 +514,7 @@ impl Link {
             let mut failures = 0;
             while failures < 5 {
                 let last = parser.last_event_id().map(str::to_string);
-                match link.get_request(last.as_deref()).send().await {
+                match link.get(last.as_deref()).await {
                     Ok(r) if r.status().is_success() => {
                         backoff.reset();
                         failures = 0;
@@ -511,7 +538,7 @@ impl Link {
                     Ok(r) => {
                         tracing::debug!(upstream = %name, "GET stream refused: HTTP {}", r.status())
                     }
-                    Err(e) if e.is_connect() => {
+                    Err(e) if e.connect => {
                         // The server is gone: say so now rather than at the next call.
                         let _ = fail.try_send(format!("cannot reach {url}: {e}"));
                         return;

@@ -6,6 +6,7 @@ pub mod credentials;
 pub mod http;
 pub mod sse;
 pub mod stdio;
+pub mod wire;
 pub mod ws;
 
 use crate::config::Transport;

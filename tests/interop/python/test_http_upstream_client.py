@@ -1,0 +1,161 @@
+"""The HTTP upstream link's own client (native-host/src/upstream/wire.rs: hyper-util's, driven
+directly, where the link used reqwest before) keeps what reqwest did for it, against real peers:
+
+- a redirect in front of the upstream is followed: a 307 sends the same POST, body and all, to the
+  new place; on a hop to another origin the configured `Authorization` is dropped and the other
+  configured headers are kept (the upstream is servers/header_recorder.py, the Python `mcp` SDK,
+  which records every request's headers);
+- a proxy the environment names (`HTTP_PROXY`) carries the link's requests, and `NO_PROXY` takes a
+  host out of it again; the proxy is proxy.py from PyPI, a real forward proxy whose access log
+  says what passed through it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+from auth_support import HeaderRecorder
+from conftest import Gateway, client_kwargs, free_port, run_async, text_of, wait_until
+
+
+class Redirector:
+    """Answers every request with `status` and a Location on `target` (same path), and counts them."""
+
+    def __init__(self, target: str, status: int = 307) -> None:
+        self.seen: list[tuple[str, str]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _redirect(self) -> None:
+                n = int(self.headers.get("content-length") or 0)
+                if n:
+                    self.rfile.read(n)
+                outer.seen.append((self.command, self.path))
+                self.send_response(status)
+                self.send_header("Location", target + self.path)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_POST = do_DELETE = _redirect
+
+            def log_message(self, *_a) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class ForwardProxy:
+    """proxy.py (PyPI), one worker, on a free loopback port; its access log is in `log`."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.log = workdir / f"proxy-{self.port}.log"
+        with self.log.open("w") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "proxy", "--hostname", "127.0.0.1", "--port", str(self.port),
+                 "--num-workers", "1", "--num-acceptors", "1"],
+                stdout=out, stderr=subprocess.STDOUT)
+        wait_until(lambda: "Listening on" in self.log.read_text() or self._connectable(), 30,
+                   f"proxy.py on port {self.port}", detail=lambda: self.log.read_text())
+
+    def _connectable(self) -> bool:
+        import socket
+
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def passed(self, target_port: int) -> list[str]:
+        """Access-log lines of requests the proxy forwarded to 127.0.0.1:`target_port`."""
+        return [ln for ln in self.log.read_text(errors="replace").splitlines()
+                if "access_log" in ln and f"127.0.0.1:{target_port}/" in ln]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def _gateway(tmp: Path, name: str, url: str, headers: dict[str, str] | None = None,
+             env: dict[str, str] | None = None) -> Gateway:
+    server = {"url": url} | ({"headers": headers} if headers else {})
+    config = tmp / f"{name}.json"
+    config.write_text(json.dumps({"mcpServers": {"notes": server}}))
+    gw = Gateway(config=config, log=tmp / f"{name}.log", env=env or {}).start()
+    gw.wait_state({"notes"})
+    return gw
+
+
+async def _echo(gw: Gateway, text: str) -> str:
+    async with Client(gw.url, **client_kwargs("auto")) as c:
+        return text_of(await c.call_tool("notes__echo", {"text": text}))
+
+
+@pytest.mark.timeout(120)
+def test_a_redirected_upstream_is_followed_and_its_credentials_stay_behind(tmp_path):
+    rec = HeaderRecorder(tmp_path, "moved")
+    redirector = Redirector(f"http://127.0.0.1:{rec.port}")
+    gw = None
+    try:
+        gw = _gateway(tmp_path, "gw-redirect", f"http://127.0.0.1:{redirector.port}/mcp",
+                      headers={"Authorization": "Bearer not-for-another-origin", "X-Team": "blue"})
+        assert run_async(_echo(gw, "through a 307")) == "through a 307"
+        calls = rec.tool_calls("echo")
+        assert len(calls) == 1, f"the call reached the new place once: {calls}"
+        assert calls[0]["arguments"] == {"text": "through a 307"}, "the 307 re-sent the same body"
+        posts = [p for p in redirector.seen if p[0] == "POST"]
+        assert posts and all(path == "/mcp" for _, path in posts), redirector.seen
+        for e in rec.entries():
+            assert "authorization" not in e["headers"], f"a credential followed a cross-origin redirect: {e}"
+            assert e["headers"].get("x-team") == "blue", f"a configured header was lost: {e}"
+    finally:
+        if gw:
+            gw.stop()
+        redirector.stop()
+        rec.stop()
+
+
+@pytest.mark.timeout(120)
+def test_the_proxy_the_environment_names_carries_the_link_and_no_proxy_takes_it_out(tmp_path):
+    rec = HeaderRecorder(tmp_path, "behind-proxy")
+    proxy = ForwardProxy(tmp_path)
+    proxy_url = f"http://127.0.0.1:{proxy.port}"
+    gw = None
+    try:
+        gw = _gateway(tmp_path, "gw-proxied", rec.url,
+                      env={"HTTP_PROXY": proxy_url, "http_proxy": proxy_url, "NO_PROXY": "", "no_proxy": ""})
+        assert run_async(_echo(gw, "via the proxy")) == "via the proxy"
+        wait_until(lambda: any("POST" in ln for ln in proxy.passed(rec.port)), 10,
+                   "the proxy's access log to show the link's POST", detail=lambda: proxy.log.read_text())
+        assert "sending through the proxy" in gw.log_text()
+        gw.stop()
+        before = len(proxy.passed(rec.port))
+
+        gw = _gateway(tmp_path, "gw-no-proxy", rec.url,
+                      env={"HTTP_PROXY": proxy_url, "http_proxy": proxy_url, "NO_PROXY": "127.0.0.1",
+                           "no_proxy": "127.0.0.1"})
+        assert run_async(_echo(gw, "around the proxy")) == "around the proxy"
+        assert len(rec.tool_calls("echo")) == 2
+        assert len(proxy.passed(rec.port)) == before, "NO_PROXY named the host, yet the proxy saw it"
+        assert "sending through the proxy" not in gw.log_text()
+    finally:
+        if gw:
+            gw.stop()
+        proxy.stop()
+        rec.stop()
