@@ -71,10 +71,14 @@ pub async fn run(
     }
     let target = url.parse::<http::Uri>().map_err(|e| format!("the upstream URL {url:?} is not an HTTP URL: {e}"));
     let configured = configured_headers(&headers);
-    let base = configured.clone().map(|mut h| {
-        h.insert(CONTENT_TYPE, HeaderValue::from_static(JSON));
-        h.insert(ACCEPT, HeaderValue::from_static(JSON_OR_SSE));
-        h
+    let base = configured.clone().map(|h| {
+        let mut base = HeaderMap::new();
+        base.append(CONTENT_TYPE, HeaderValue::from_static(JSON));
+        base.append(ACCEPT, HeaderValue::from_static(JSON_OR_SSE));
+        for (k, v) in &h {
+            base.append(k.clone(), v.clone());
+        }
+        base
     });
     let mut backoff = Backoff::new();
     let mut first = true;
@@ -452,7 +456,9 @@ impl Link {
         for (k, v) in self.state.lock().expect("poisoned").http.get_headers(last) {
             add(&mut headers, &k, &v).map_err(|e| refused(format!("the {k} header {e}")))?;
         }
-        headers.extend(self.headers.clone().map_err(refused)?);
+        for (k, v) in self.headers.as_ref().map_err(|e| refused(e.clone()))? {
+            headers.append(k.clone(), v.clone());
+        }
         if let Some(b) = self.creds.as_ref().and_then(|c| c.bearer_now()) {
             add(&mut headers, AUTHORIZATION.as_str(), &b).map_err(|e| refused(format!("the OAuth token {e}")))?;
         }
