@@ -15,8 +15,9 @@
 //!   `TCP_NODELAY`, 64 idle connections kept per host: as the link's reqwest client was built.
 //!
 //! No timeout on a whole request (a tool may run for minutes; the engine has its own deadlines),
-//! no retries (a call is never sent twice; the link decides what may be re-sent), no decompression
-//! or cookies (the link asked for neither).
+//! no retries of its own (a call is never sent twice; the link decides what may be re-sent; like
+//! reqwest, hyper-util's pool sends a request again only when the idle connection it picked closed
+//! before any of the request was written), no decompression or cookies (the link asked for neither).
 
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
