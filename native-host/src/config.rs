@@ -267,7 +267,18 @@ impl HostConfig {
             | Transport::WebSocket { headers, .. } = &mut self.transports[i]
             {
                 for (k, v) in headers.iter_mut() {
-                    *v = crate::secrets::expand(&format!("{at}.headers.{k}"), v, env)?;
+                    let key = format!("{at}.headers.{k}");
+                    *v = crate::secrets::expand(&key, v, env)?;
+                    // Checked here, so that a bad one stops the start-up instead of failing every
+                    // call; the value is not echoed (it may be a secret).
+                    if http::HeaderName::from_bytes(k.as_bytes()).is_err() {
+                        return Err(format!("{key}: not a valid HTTP header name"));
+                    }
+                    if http::HeaderValue::from_str(v).is_err() {
+                        return Err(format!(
+                            "{key}: the value is not a valid HTTP header value (a line break or another control character?)"
+                        ));
+                    }
                 }
             }
             self.upstream_oauth[i] = match entry.and_then(|e| e.get("oauth")) {
@@ -485,6 +496,19 @@ mod tests {
         );
         let e = c.read_secrets(false, text, &|_| None).unwrap_err();
         assert!(e.contains("auth.tokens[0].token_env") && e.contains("GW_TOKEN_KITCHEN"), "{e}");
+        // Headers that HTTP cannot carry stop the start-up, naming the key, never the value.
+        let broken = |k: &str| match k {
+            "UP" => Some("up-secret\r\nX-Injected: 1".to_string()),
+            _ => env(k),
+        };
+        let mut c2 = HostConfig::from_toml(text).unwrap();
+        let e = c2.read_secrets(false, text, &broken).unwrap_err();
+        assert!(e.starts_with("upstreams.w.headers.Authorization: the value is not a valid"), "{e}");
+        assert!(!e.contains("up-secret"), "{e}");
+        let spaced = text.replace("headers = { Authorization", "headers = { \"Bad Name\"");
+        let mut c3 = HostConfig::from_toml(&spaced).unwrap();
+        let e = c3.read_secrets(false, &spaced, &env).unwrap_err();
+        assert_eq!(e, "upstreams.w.headers.Bad Name: not a valid HTTP header name");
         let bad = text.replace("allow = ", "alow = ");
         assert!(HostConfig::from_toml(&bad).unwrap_err().contains("policy.rules[0].alow"));
         let j = r#"{"mcpServers": {}, "gateway": {"policy": {"rules": [{"principals": ["a"]}]}}}"#;

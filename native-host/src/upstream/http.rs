@@ -46,7 +46,8 @@ struct Link {
     /// of the CPU of a proxied call). `Err` says why it does not parse as an HTTP URL.
     target: Result<http::Uri, String>,
     /// The configured headers, checked once. `Err` names the first that is not a valid HTTP
-    /// header; then every request is refused with that (nothing is sent).
+    /// header; then every request is refused with that (nothing is sent). The start-up already
+    /// refuses such a configuration (`config.rs`), so this is a backstop.
     headers: Result<HeaderMap, String>,
     /// What every POST carries (content type, accept, `headers`), made once.
     base: Result<HeaderMap, String>,
