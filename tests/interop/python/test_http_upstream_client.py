@@ -23,7 +23,7 @@ import pytest
 from mcp import Client
 
 from auth_support import HeaderRecorder
-from conftest import Gateway, client_kwargs, free_port, run_async, text_of, wait_until
+from conftest import Gateway, _connectable, client_kwargs, free_port, run_async, text_of, wait_until
 
 
 class Redirector:
@@ -69,17 +69,8 @@ class ForwardProxy:
                 [sys.executable, "-m", "proxy", "--hostname", "127.0.0.1", "--port", str(self.port),
                  "--num-workers", "1", "--num-acceptors", "1"],
                 stdout=out, stderr=subprocess.STDOUT)
-        wait_until(lambda: "Listening on" in self.log.read_text() or self._connectable(), 30,
-                   f"proxy.py on port {self.port}", detail=lambda: self.log.read_text())
-
-    def _connectable(self) -> bool:
-        import socket
-
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                return True
-        except OSError:
-            return False
+        wait_until(lambda: _connectable(self.port), 30, f"proxy.py on port {self.port}",
+                   detail=lambda: self.log.read_text())
 
     def passed(self, target_port: int) -> list[str]:
         """Access-log lines of requests the proxy forwarded to 127.0.0.1:`target_port`."""
