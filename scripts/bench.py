@@ -26,7 +26,7 @@ BENCH = ROOT / "target/bench-peers"
 PLAIN = "mcp-edge-gateway → HTTP upstream"
 GROUP = "mcp-edge-gateway → group (HTTP member)"
 BASELINE = "mcp-edge-gateway (baseline build) → HTTP upstream"
-FLOOR = "pass-through proxy (axum + reqwest, no MCP) → HTTP upstream"
+FLOOR = "pass-through proxy (axum + the gateway's hyper-util client, no MCP) → HTTP upstream"
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -163,7 +163,7 @@ def main() -> None:
     # is another session with it): what the group's routing and health bookkeeping cost.
     suts.append(with_http_upstream(GROUP, a.gateway, "group", lambda url: {"local": {"url": url}, "cloud": {"url": url}},
                                    {"gateway": {"groups": {"g": {"members": ["local", "cloud"]}}}}, "g__echo"))
-    # The floor: a pass-through proxy on the gateway's own stack (axum in, reqwest out, one tokio
+    # The floor: a pass-through proxy on the gateway's own stack (axum in, its hyper-util client out, one tokio
     # thread) that copies bytes and parses nothing. The gateway's CPU above it is the gateway's.
     up, p = free_port(), free_port()
     suts.append(Sut(FLOOR,

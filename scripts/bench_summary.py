@@ -82,7 +82,7 @@ for mode, goal in (("1x1", 50), ("1x16", 30), ("16x16", 30)):
                  cpu_us("baseline", mode), cpu_us("this", mode), lambda v: f"{v:.0f} µs", lambda v, g=goal: v <= g))
 for mode in ("1x1", "1x16", "16x16"):
     # What the same HTTP stack costs with no gateway in it (bench.py's pass-through proxy).
-    rows.append((f"the floor: a byte pass-through on the same stack (axum, reqwest, one thread), own CPU per call, "
+    rows.append((f"the floor: a byte pass-through on the same stack (axum, the hyper-util client, one thread), own CPU per call, "
                  f"{mode.replace('x', ' × ')}", "(not a target)", None, cpu_us("floor", mode), lambda v: f"{v:.0f} µs", None))
 # Below zero the direct upstream's own p50 moved more between cases than the gateway adds: the run
 # cannot tell whether the target holds, so it is not called met.

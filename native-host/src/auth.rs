@@ -29,7 +29,7 @@ pub struct AuthState {
     /// When the JWKS was last asked for.
     fetched: Mutex<Option<Instant>>,
     fetching: tokio::sync::Mutex<()>,
-    client: reqwest::Client,
+    client: crate::upstream::wire::Client,
     metadata_url: String,
 }
 
@@ -37,11 +37,7 @@ impl AuthState {
     pub fn new(cfg: AuthConfig) -> Result<Arc<AuthState>, String> {
         let metadata_url = metadata_url(&cfg.audience)
             .ok_or_else(|| format!("auth.audience: {:?} is not an absolute http(s) URL", cfg.audience))?;
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("cannot make the HTTP client for the authorization server: {e}"))?;
+        let client = crate::upstream::wire::Client::not_following();
         let me = Arc::new(AuthState {
             auth: Auth::new(cfg),
             keys: Mutex::new(None),
@@ -92,20 +88,17 @@ impl AuthState {
         Err(format!("no usable metadata ({why})"))
     }
 
-    /// GET a document of at most 1 MiB.
+    /// GET a document of at most 1 MiB, within 10 s.
     async fn get_small(&self, url: &str) -> Result<Vec<u8>, String> {
-        let r = self.client.get(url).send().await.map_err(|e| format!("{url}: {}", e.without_url()))?;
-        if !r.status().is_success() {
-            return Err(format!("{url}: HTTP {}", r.status()));
+        let uri = url.parse::<http::Uri>().map_err(|e| format!("{url}: {e}"))?;
+        let mut req = http::Request::new(bytes::Bytes::new());
+        *req.uri_mut() = uri;
+        let (head, body) =
+            self.client.fetch(req, 1 << 20, Duration::from_secs(10)).await.map_err(|e| format!("{url}: {e}"))?;
+        if !head.status.is_success() {
+            return Err(format!("{url}: HTTP {}", head.status));
         }
-        if r.content_length().is_some_and(|n| n > 1 << 20) {
-            return Err(format!("{url}: over 1 MiB"));
-        }
-        let b = r.bytes().await.map_err(|e| format!("{url}: {}", e.without_url()))?;
-        if b.len() > 1 << 20 {
-            return Err(format!("{url}: over 1 MiB"));
-        }
-        Ok(b.to_vec())
+        Ok(body.to_vec())
     }
 
     async fn check(

@@ -96,7 +96,10 @@ fn log(level: LogLevel, message: &str, call: Option<&mcp_edge_gateway::LogCall>)
 /// a gateway without providers never needs (start-up and idle memory, README "Lean and fast").
 #[derive(Clone, Default)]
 pub struct Providers {
-    pub client: Option<reqwest::Client>,
+    pub client: Option<crate::upstream::wire::Client>,
+    /// How long a provider's request may take in all (the engine times each provider out itself;
+    /// this only bounds a connection that never ends).
+    pub deadline: std::time::Duration,
     pub keys: std::collections::BTreeMap<String, String>,
 }
 
@@ -105,22 +108,29 @@ impl Providers {
     /// (it reaches the upstream in the chain's error); the log gets the details.
     async fn ask(&self, provider: &str, url: &str, body: &serde_json::Value) -> Result<serde_json::Value, String> {
         let Some(client) = &self.client else { return Err("no sampling provider is configured".to_string()) };
-        let mut req = client.post(url).header("content-type", "application/json").body(body.to_string());
+        let uri = url.parse::<http::Uri>().map_err(|_| "its URL is not an HTTP URL".to_string())?;
+        let mut req = http::Request::new(bytes::Bytes::from(body.to_string()));
+        *req.method_mut() = http::Method::POST;
+        *req.uri_mut() = uri;
+        req.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
         if let Some(k) = self.keys.get(provider) {
-            req = req.bearer_auth(k);
+            let mut v = http::HeaderValue::try_from(format!("Bearer {k}"))
+                .map_err(|_| "its API key cannot be sent in a header".to_string())?;
+            v.set_sensitive(true);
+            req.headers_mut().insert(http::header::AUTHORIZATION, v);
         }
-        let resp = req.send().await.map_err(|e| {
-            tracing::debug!(provider, "sampling provider request failed: {e}");
-            if e.is_connect() {
-                "it cannot be reached".to_string()
-            } else if e.is_timeout() {
-                "it did not answer in time".to_string()
-            } else {
-                "the request failed".to_string()
-            }
-        })?;
-        let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|_| "its answer was cut off".to_string())?;
+        let (head, bytes) = client
+            .fetch(req, MAX_REPLY.load(std::sync::atomic::Ordering::Relaxed), self.deadline)
+            .await
+            .map_err(|e| {
+                tracing::debug!(provider, "sampling provider request failed: {e}");
+                match e.kind {
+                    crate::upstream::wire::Kind::Connect => "it cannot be reached".to_string(),
+                    crate::upstream::wire::Kind::Timeout => "it did not answer in time".to_string(),
+                    crate::upstream::wire::Kind::Failed => "the request failed or its answer was cut off".to_string(),
+                }
+            })?;
+        let status = head.status;
         if !status.is_success() {
             let text = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).replace(['\n', '\r'], " ");
             return Err(format!("HTTP {}: {text}", status.as_u16()));

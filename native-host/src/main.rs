@@ -276,16 +276,12 @@ fn start(cfg: &HostConfig, storage: &StorageArgs, stdio: bool) -> Result<driver:
         gw.set_wall_clock(0, driver::wall_clock_ms());
     }
     // The engine times each provider out itself; this only bounds a connection that never ends.
-    let client = match cfg.gateway.sampling.providers.iter().map(|p| p.timeout_ms).max() {
-        None => None,
-        Some(longest) => Some(
-            reqwest::Client::builder()
-                .timeout(std::time::Duration::from_millis(longest + 5_000))
-                .build()
-                .map_err(|e| format!("cannot make the HTTP client for sampling providers: {e}"))?,
-        ),
+    let longest = cfg.gateway.sampling.providers.iter().map(|p| p.timeout_ms).max();
+    let providers = driver::Providers {
+        client: longest.map(|_| upstream::wire::Client::new()),
+        deadline: std::time::Duration::from_millis(longest.unwrap_or(0) + 5_000),
+        keys: cfg.api_keys.0.clone(),
     };
-    let providers = driver::Providers { client, keys: cfg.api_keys.0.clone() };
     let handle = driver::spawn_with(gw, origin, store_thread, providers, tx, rx);
     let names: Vec<String> = cfg.gateway.upstreams.iter().map(|u| u.name.clone()).collect();
     upstream::spawn_all(&handle, &cfg.transports, &cfg.upstream_oauth, &names, cfg.max_body_bytes);

@@ -9,7 +9,7 @@
 //! show the load generator's own ceiling.
 //!
 //! `mcp-loadgen passthrough --listen ADDR --upstream URL` is the floor of an HTTP-to-HTTP proxy on the
-//! gateway's own stack: axum in, reqwest out, one tokio thread like the gateway, and nothing else. It
+//! gateway's own stack: axum in, the gateway's HTTP client (src/upstream/wire.rs) out, one tokio thread like the gateway, and nothing else. It
 //! copies each POST body, the MCP headers and the reply (JSON or a streamed SSE body) through
 //! untouched: no parsing, no routing, no state. What the gateway costs above it is the gateway's.
 #![forbid(unsafe_code)]
@@ -104,29 +104,31 @@ fn main() {
     });
 }
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().tcp_nodelay(true).pool_max_idle_per_host(256).build().expect("client")
+/// The gateway's own HTTP client (hyper-util's pool, no proxy unless the environment names one).
+#[allow(dead_code)]
+#[path = "../upstream/wire.rs"]
+mod wire;
+
+fn client() -> wire::Client {
+    wire::Client::new()
 }
 
 /// POST one message; the JSON-RPC response with `id` (from a JSON or SSE reply) and the headers.
-async fn post(
-    c: &reqwest::Client,
-    url: &str,
-    session: Option<&str>,
-    body: &Value,
-) -> Result<(Value, HeaderMap), String> {
-    let mut req = c
-        .post(url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-11-25");
+async fn post(c: &wire::Client, url: &str, session: Option<&str>, body: &Value) -> Result<(Value, HeaderMap), String> {
+    let mut req = axum::http::Request::new(Bytes::from(body.to_string()));
+    *req.method_mut() = axum::http::Method::POST;
+    *req.uri_mut() = url.parse().map_err(|e| format!("{url}: {e}"))?;
+    let h = req.headers_mut();
+    h.insert("content-type", HeaderValue::from_static("application/json"));
+    h.insert("accept", HeaderValue::from_static("application/json, text/event-stream"));
+    h.insert("mcp-protocol-version", HeaderValue::from_static("2025-11-25"));
     if let Some(s) = session {
-        req = req.header("mcp-session-id", s);
+        h.insert("mcp-session-id", HeaderValue::from_str(s).map_err(|e| e.to_string())?);
     }
-    let resp = req.body(body.to_string()).send().await.map_err(|e| e.to_string())?;
+    let resp = c.send(req).await.map_err(|e| e.to_string())?;
     let headers = resp.headers().clone();
     let status = resp.status();
-    let text = resp.text().await.map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&wire::bytes(resp).await).into_owned();
     if body.get("id").is_none() {
         return Ok((Value::Null, headers));
     }
@@ -140,7 +142,7 @@ async fn post(
     }
 }
 
-async fn open_session(c: &reqwest::Client, url: &str) -> Result<Option<String>, String> {
+async fn open_session(c: &wire::Client, url: &str) -> Result<Option<String>, String> {
     let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "mcp-loadgen", "version": "1"}}});
     let (_, h) = post(c, url, None, &init).await?;
@@ -284,13 +286,9 @@ const REQUEST_HEADERS: [&str; 5] =
 const REPLY_HEADERS: [&str; 2] = ["content-type", "mcp-session-id"];
 
 async fn passthrough(listen: String, upstream: String) {
-    // The gateway's HTTP upstream client settings (native-host/src/upstream/http.rs).
-    let c = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .tcp_nodelay(true)
-        .pool_max_idle_per_host(64)
-        .build()
-        .expect("client");
+    // The gateway's HTTP upstream client, and its URL parsed once, as the gateway does.
+    let c = client();
+    let upstream: axum::http::Uri = upstream.parse().expect("--upstream is an HTTP URL");
     let app = axum::Router::new().route(
         "/mcp",
         axum::routing::any(move |method: axum::http::Method, headers: HeaderMap, body: Bytes| {
@@ -307,19 +305,21 @@ async fn passthrough(listen: String, upstream: String) {
 }
 
 async fn forward(
-    c: &reqwest::Client,
-    upstream: &str,
+    c: &wire::Client,
+    upstream: &axum::http::Uri,
     method: axum::http::Method,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
-    let mut req = c.request(method, upstream).body(body);
+    let mut req = axum::http::Request::new(body);
+    *req.method_mut() = method;
+    *req.uri_mut() = upstream.clone();
     for k in REQUEST_HEADERS {
         if let Some(v) = headers.get(k) {
-            req = req.header(k, v);
+            req.headers_mut().insert(k, v.clone());
         }
     }
-    let resp = match req.send().await {
+    let resp = match c.send(req).await {
         Ok(r) => r,
         Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
     };
@@ -329,6 +329,6 @@ async fn forward(
             out = out.header(k, v);
         }
     }
-    out.body(axum::body::Body::from_stream(resp.bytes_stream()))
+    out.body(axum::body::Body::new(resp.into_body()))
         .unwrap_or_else(|e| (StatusCode::BAD_GATEWAY, e.to_string()).into_response())
 }

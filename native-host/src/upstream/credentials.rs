@@ -5,6 +5,7 @@
 //! the tokens are never logged; errors name the token URL and the status only.
 
 use crate::config::OAuthClient;
+use base64::prelude::{Engine as _, BASE64_STANDARD};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
@@ -21,11 +22,7 @@ impl Credentials {
         let me = Arc::new(Credentials { token: rx, refresh: Notify::new() });
         let weak = Arc::downgrade(&me);
         tokio::spawn(async move {
-            let client = reqwest::Client::builder()
-                .timeout(Duration::from_secs(15))
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("tls backend");
+            let client = super::wire::Client::not_following();
             let mut backoff = super::Backoff::new();
             loop {
                 let wait = match fetch(&client, &cfg).await {
@@ -77,7 +74,7 @@ impl Credentials {
 }
 
 /// One client-credentials request: the token and its lifetime.
-async fn fetch(client: &reqwest::Client, cfg: &OAuthClient) -> Result<(String, Duration), String> {
+async fn fetch(client: &super::wire::Client, cfg: &OAuthClient) -> Result<(String, Duration), String> {
     let mut form = vec![("grant_type", "client_credentials".to_string())];
     if !cfg.scopes.is_empty() {
         form.push(("scope", cfg.scopes.join(" ")));
@@ -86,17 +83,21 @@ async fn fetch(client: &reqwest::Client, cfg: &OAuthClient) -> Result<(String, D
         form.push(("resource", r.clone()));
     }
     let body: String = form.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect::<Vec<_>>().join("&");
-    let r = client
-        .post(&cfg.token_url)
-        .basic_auth(urlencode(&cfg.client_id), Some(urlencode(&cfg.client_secret)))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("accept", "application/json")
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| format!("{}: {}", cfg.token_url, e.without_url()))?;
-    let status = r.status();
-    let body = r.bytes().await.map_err(|e| format!("{}: {}", cfg.token_url, e.without_url()))?;
+    let uri = cfg.token_url.parse::<http::Uri>().map_err(|e| format!("{}: {e}", cfg.token_url))?;
+    let basic = format!("{}:{}", urlencode(&cfg.client_id), urlencode(&cfg.client_secret));
+    let mut basic = http::HeaderValue::try_from(format!("Basic {}", BASE64_STANDARD.encode(basic)))
+        .map_err(|_| format!("{}: the client credentials cannot be sent", cfg.token_url))?;
+    basic.set_sensitive(true);
+    let mut req = http::Request::new(bytes::Bytes::from(body));
+    *req.method_mut() = http::Method::POST;
+    *req.uri_mut() = uri;
+    let h = req.headers_mut();
+    h.insert(http::header::AUTHORIZATION, basic);
+    h.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/x-www-form-urlencoded"));
+    h.insert(http::header::ACCEPT, http::HeaderValue::from_static("application/json"));
+    let (head, body) =
+        client.fetch(req, 1 << 20, Duration::from_secs(15)).await.map_err(|e| format!("{}: {e}", cfg.token_url))?;
+    let status = head.status;
     let v: serde_json::Value =
         serde_json::from_slice(&body).map_err(|_| format!("{}: HTTP {status}, not JSON", cfg.token_url))?;
     if !status.is_success() {

@@ -66,11 +66,11 @@ pub async fn run(
     headers: BTreeMap<String, String>,
     creds: super::credentials::Shared,
 ) {
-    let client = wire::Client::for_url(&url);
-    if client.is_proxied() {
-        tracing::info!(upstream = %name, "sending through the proxy the environment names for {url}");
-    }
+    let client = wire::Client::new();
     let target = url.parse::<http::Uri>().map_err(|e| format!("the upstream URL {url:?} is not an HTTP URL: {e}"));
+    if let Some(proxy) = target.as_ref().ok().and_then(|t| client.proxy_for(t)) {
+        tracing::info!(upstream = %name, "sending through the proxy {proxy} the environment names for {url}");
+    }
     let configured = configured_headers(&headers);
     let base = configured.clone().map(|h| {
         let mut base = HeaderMap::new();
@@ -87,7 +87,11 @@ pub async fn run(
         if !first {
             let d = backoff.next_delay();
             tokio::time::sleep(d).await;
-            if !reachable(&url).await {
+            let up = match &target {
+                Ok(t) => client.reachable(t).await,
+                Err(_) => false,
+            };
+            if !up {
                 continue;
             }
         }
@@ -140,7 +144,7 @@ const JSON: &str = "application/json";
 const JSON_OR_SSE: &str = "application/json, text/event-stream";
 
 /// `Link::headers`.
-fn configured_headers(configured: &BTreeMap<String, String>) -> Result<HeaderMap, String> {
+pub(super) fn configured_headers(configured: &BTreeMap<String, String>) -> Result<HeaderMap, String> {
     let mut h = HeaderMap::new();
     for (k, v) in configured {
         add(&mut h, k, v).map_err(|e| format!("the configured header {k:?} {e}"))?;
@@ -164,20 +168,15 @@ fn gnum_of(id: &Id) -> Option<i64> {
     }
 }
 
-/// Whether a TCP connection to the URL's host and port can be made now.
-async fn reachable(url: &str) -> bool {
-    let Ok(u) = reqwest::Url::parse(url) else {
-        return false;
-    };
-    let Some(host) = u.host_str() else {
-        return false;
-    };
-    let port = u.port_or_known_default().unwrap_or(80);
-    let addr = format!("{}:{port}", host.trim_start_matches('[').trim_end_matches(']'));
-    matches!(tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr)).await, Ok(Ok(_)))
-}
-
 impl Link {
+    /// Whether the first hop toward the upstream (its proxy, or itself) takes a connection now.
+    async fn reachable(&self) -> bool {
+        match &self.target {
+            Ok(t) => self.client.reachable(t).await,
+            Err(_) => false,
+        }
+    }
+
     fn fail(&self, why: String) {
         let _ = self.fail.try_send(why);
     }
@@ -291,9 +290,9 @@ impl Link {
             Err(e) => {
                 // A broken connection usually means the server went away: if it cannot be reached
                 // any more, the whole link is down (every call fails the same clear way).
-                if e.connect || !reachable(&self.url).await {
+                if e.is_connect() || !self.reachable().await {
                     // A refused connection carried nothing: the engine may queue the call instead.
-                    if let (true, Some(g)) = (e.connect, gid.as_ref().and_then(gnum_of)) {
+                    if let (true, Some(g)) = (e.is_connect(), gid.as_ref().and_then(gnum_of)) {
                         self.h.send(Cmd::Undelivered(self.u, g));
                     }
                     return self.fail(format!("cannot reach {}: {e}", self.url));
@@ -545,7 +544,7 @@ impl Link {
                     Ok(r) => {
                         tracing::debug!(upstream = %name, "GET stream refused: HTTP {}", r.status())
                     }
-                    Err(e) if e.connect => {
+                    Err(e) if e.is_connect() => {
                         // The server is gone: say so now rather than at the next call.
                         let _ = fail.try_send(format!("cannot reach {url}: {e}"));
                         return;

@@ -1,5 +1,5 @@
-"""The HTTP upstream link's own client (native-host/src/upstream/wire.rs: hyper-util's, driven
-directly, where the link used reqwest before) keeps what reqwest did for it, against real peers:
+"""The gateway's HTTP client (native-host/src/upstream/wire.rs: hyper-util's, driven directly,
+where the gateway used reqwest before) keeps what reqwest did for it, against real peers:
 
 - a redirect in front of the upstream is followed: a 307 sends the same POST, body and all, to the
   new place; on a hop to another origin the configured `Authorization` is dropped and the other
@@ -7,7 +7,12 @@ directly, where the link used reqwest before) keeps what reqwest did for it, aga
   which records every request's headers);
 - a proxy the environment names (`HTTP_PROXY`) carries the link's requests, and `NO_PROXY` takes a
   host out of it again; the proxy is proxy.py from PyPI, a real forward proxy whose access log
-  says what passed through it.
+  says what passed through it;
+- credentials in the proxy's URL reach the proxy (`Proxy-Authorization`, which proxy.py's
+  `--basic-auth` demands), and wrong ones are refused by it, not sent around it;
+- an `https` upstream goes through the proxy in a `CONNECT` tunnel to its host and port (the TLS
+  inside it then fails: the server behind is plain HTTP, and no local certificate is trusted by
+  webpki's roots, so this shows the tunnel, not a whole call).
 """
 
 from __future__ import annotations
@@ -61,13 +66,14 @@ class Redirector:
 class ForwardProxy:
     """proxy.py (PyPI), one worker, on a free loopback port; its access log is in `log`."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, basic_auth: str | None = None) -> None:
         self.port = free_port()
         self.log = workdir / f"proxy-{self.port}.log"
+        extra = ["--basic-auth", basic_auth] if basic_auth else []
         with self.log.open("w") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "proxy", "--hostname", "127.0.0.1", "--port", str(self.port),
-                 "--num-workers", "1", "--num-acceptors", "1"],
+                 "--num-workers", "1", "--num-acceptors", "1", *extra],
                 stdout=out, stderr=subprocess.STDOUT)
         wait_until(lambda: _connectable(self.port), 30, f"proxy.py on port {self.port}",
                    detail=lambda: self.log.read_text())
@@ -77,6 +83,11 @@ class ForwardProxy:
         return [ln for ln in self.log.read_text(errors="replace").splitlines()
                 if "access_log" in ln and f"127.0.0.1:{target_port}/" in ln]
 
+    def tunnels(self, target_port: int) -> list[str]:
+        """Access-log lines of CONNECT tunnels the proxy made to 127.0.0.1:`target_port`."""
+        return [ln for ln in self.log.read_text(errors="replace").splitlines()
+                if "access_log" in ln and f"CONNECT 127.0.0.1:{target_port} " in ln]
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
@@ -84,13 +95,19 @@ class ForwardProxy:
 
 
 def _gateway(tmp: Path, name: str, url: str, headers: dict[str, str] | None = None,
-             env: dict[str, str] | None = None) -> Gateway:
+             env: dict[str, str] | None = None, up: bool = True) -> Gateway:
     server = {"url": url} | ({"headers": headers} if headers else {})
     config = tmp / f"{name}.json"
     config.write_text(json.dumps({"mcpServers": {"notes": server}}))
     gw = Gateway(config=config, log=tmp / f"{name}.log", env=env or {}).start()
-    gw.wait_state({"notes"})
+    if up:
+        gw.wait_state({"notes"})
     return gw
+
+
+def _proxy_env(proxy_url: str, no_proxy: str = "") -> dict[str, str]:
+    return {"HTTP_PROXY": proxy_url, "http_proxy": proxy_url, "HTTPS_PROXY": proxy_url,
+            "https_proxy": proxy_url, "NO_PROXY": no_proxy, "no_proxy": no_proxy}
 
 
 async def _echo(gw: Gateway, text: str) -> str:
@@ -145,6 +162,55 @@ def test_the_proxy_the_environment_names_carries_the_link_and_no_proxy_takes_it_
         assert len(rec.tool_calls("echo")) == 2
         assert len(proxy.passed(rec.port)) == before, "NO_PROXY named the host, yet the proxy saw it"
         assert "sending through the proxy" not in gw.log_text()
+    finally:
+        if gw:
+            gw.stop()
+        proxy.stop()
+        rec.stop()
+
+
+@pytest.mark.timeout(120)
+def test_the_proxy_gets_the_credentials_in_its_url_and_refuses_wrong_ones(tmp_path):
+    rec = HeaderRecorder(tmp_path, "behind-locked-proxy")
+    proxy = ForwardProxy(tmp_path, basic_auth="edge:s3cret")
+    gw = None
+    try:
+        gw = _gateway(tmp_path, "gw-proxy-auth", rec.url,
+                      env=_proxy_env(f"http://edge:s3cret@127.0.0.1:{proxy.port}"))
+        assert run_async(_echo(gw, "with the proxy's password")) == "with the proxy's password"
+        wait_until(lambda: any("POST" in ln for ln in proxy.passed(rec.port)), 10,
+                   "the proxy's access log to show the link's POST", detail=lambda: proxy.log.read_text())
+        assert "s3cret" not in gw.log_text(), "the proxy's password was logged"
+        gw.stop()
+        seen = len(rec.entries())
+
+        gw = _gateway(tmp_path, "gw-proxy-wrong", rec.url,
+                      env=_proxy_env(f"http://edge:wrong@127.0.0.1:{proxy.port}"), up=False)
+        wait_until(lambda: "407" in gw.log_text(), 20, "the gateway to report the proxy's 407",
+                   detail=gw.log_tail)
+        assert (gw.upstream("notes") or {}).get("state") != "ready", gw.status()
+        assert len(rec.entries()) == seen, "a request went around the proxy that refused it"
+        assert "wrong" not in gw.log_text(), "the proxy's password was logged"
+    finally:
+        if gw:
+            gw.stop()
+        proxy.stop()
+        rec.stop()
+
+
+@pytest.mark.timeout(120)
+def test_an_https_upstream_goes_through_the_proxy_in_a_connect_tunnel(tmp_path):
+    rec = HeaderRecorder(tmp_path, "tls-behind-proxy")
+    proxy = ForwardProxy(tmp_path)
+    gw = None
+    try:
+        gw = _gateway(tmp_path, "gw-tunnel", f"https://127.0.0.1:{rec.port}/mcp",
+                      env=_proxy_env(f"http://127.0.0.1:{proxy.port}"), up=False)
+        wait_until(lambda: proxy.tunnels(rec.port), 30,
+                   "the proxy's access log to show a CONNECT to the upstream's host and port",
+                   detail=lambda: proxy.log.read_text() + "\n--- gateway ---\n" + gw.log_tail())
+        assert "sending through the proxy" in gw.log_text()
+        assert not rec.entries(), "the plain-HTTP server behind got an HTTP request: TLS was not used"
     finally:
         if gw:
             gw.stop()
