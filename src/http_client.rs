@@ -1,6 +1,7 @@
 //! The client side of Streamable HTTP that does not depend on how bytes move: which era a message
 //! goes out in, which headers it carries, what a reply means, and when a session has expired. The
-//! native connector (reqwest) and the browser connector (`fetch`) both drive this.
+//! native connector (hyper-util's client, `native-host/src/upstream/wire.rs`) and the browser
+//! connector (`fetch`) both drive this.
 
 use crate::prelude::*;
 
