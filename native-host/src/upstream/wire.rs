@@ -207,7 +207,10 @@ struct Hop {
 impl Hop {
     fn new() -> Hop {
         let named = PROXY_VARS.iter().any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
-        let proxies = named.then(|| Arc::new(Matcher::from_system()));
+        Hop::with_proxies(named.then(|| Arc::new(Matcher::from_system())))
+    }
+
+    fn with_proxies(proxies: Option<Arc<Matcher>>) -> Hop {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -354,5 +357,84 @@ impl hyper::rt::Write for Conn {
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut *self.io).poll_write_vectored(cx, bufs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn through(proxy: &str) -> Client {
+        let m = Matcher::builder().all(proxy.to_string()).build();
+        Client { hop: Hop::with_proxies(Some(Arc::new(m))), follow: true }
+    }
+
+    fn post(uri: &str) -> http::Request<Bytes> {
+        let mut req = http::Request::new(Bytes::from_static(b"{}"));
+        *req.method_mut() = http::Method::POST;
+        *req.uri_mut() = uri.parse().expect("uri");
+        req
+    }
+
+    #[tokio::test]
+    async fn an_http_url_goes_to_the_proxy_in_absolute_form_with_its_credentials() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        let proxy = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.expect("accept");
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut buf).await.expect("read");
+                assert!(n > 0, "the request ended early");
+                got.extend_from_slice(&buf[..n]);
+            }
+            s.write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n").await.expect("write");
+            String::from_utf8(got).expect("text")
+        });
+        let c = through(&format!("http://edge:s3cret@127.0.0.1:{port}"));
+        let resp = c.send(post("http://upstream.invalid:8080/mcp")).await.expect("the proxy answered");
+        assert_eq!(resp.status(), 204);
+        let head = proxy.await.expect("proxy task").to_ascii_lowercase();
+        assert!(head.starts_with("post http://upstream.invalid:8080/mcp http/1.1\r\n"), "{head}");
+        // base64("edge:s3cret")
+        assert!(head.contains("\r\nproxy-authorization: basic zwrnztpzm2nyzxq=\r\n"), "{head}");
+        assert!(head.contains("\r\nhost: upstream.invalid:8080\r\n"), "{head}");
+    }
+
+    #[tokio::test]
+    async fn an_https_url_asks_the_proxy_for_a_tunnel_to_its_host_and_port() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        let proxy = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.expect("accept");
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).await.expect("read");
+            // Refuse the tunnel: nothing reaches the destination.
+            s.write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n").await.expect("write");
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        });
+        let c = through(&format!("http://127.0.0.1:{port}"));
+        let e = c.send(post("https://upstream.invalid:8443/mcp")).await.expect_err("the tunnel was refused");
+        assert!(e.is_connect(), "a refused tunnel sent nothing: {e}");
+        let head = proxy.await.expect("proxy task");
+        assert!(head.starts_with("CONNECT upstream.invalid:8443 HTTP/1.1\r\n"), "{head}");
+    }
+
+    #[tokio::test]
+    async fn a_socks_proxy_is_refused_by_name_and_nothing_is_sent() {
+        let c = through("socks5://127.0.0.1:9");
+        let e = c.send(post("http://upstream.invalid/mcp")).await.expect_err("refused");
+        assert!(e.is_connect(), "{e}");
+        assert!(e.to_string().contains("only http and https proxies are"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn no_proxy_sends_straight_to_the_host() {
+        let c = Client { hop: Hop::with_proxies(None), follow: false };
+        let e = c.send(post("http://127.0.0.1:9/mcp")).await.expect_err("nothing listens on port 9");
+        assert!(e.is_connect(), "{e}");
+        assert_eq!(c.proxy_for(&"http://127.0.0.1:9/".parse().expect("uri")), None);
     }
 }
