@@ -92,7 +92,7 @@ pub enum Kind {
     Connect,
     /// [`Client::fetch`]'s deadline passed.
     Timeout,
-    /// Anything else: the request may have arrived.
+    /// Anything else: the request may have arrived (unless it was [`Error::refused`] before it went).
     Failed,
 }
 
