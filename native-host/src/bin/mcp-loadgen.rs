@@ -9,9 +9,10 @@
 //! show the load generator's own ceiling.
 //!
 //! `mcp-loadgen passthrough --listen ADDR --upstream URL` is the floor of an HTTP-to-HTTP proxy on the
-//! gateway's own stack: axum in, the gateway's HTTP client (src/upstream/wire.rs) out, one tokio thread like the gateway, and nothing else. It
-//! copies each POST body, the MCP headers and the reply (JSON or a streamed SSE body) through
-//! untouched: no parsing, no routing, no state. What the gateway costs above it is the gateway's.
+//! gateway's own stack: axum in, the gateway's HTTP client (src/upstream/wire.rs) out, one tokio
+//! thread like the gateway, and nothing else. It copies each POST body, the MCP headers and the
+//! reply (JSON or a streamed SSE body) through untouched: no parsing, no routing, no state. What
+//! the gateway costs above it is the gateway's. The load generator sends with the same client.
 #![forbid(unsafe_code)]
 
 use axum::body::Bytes;
