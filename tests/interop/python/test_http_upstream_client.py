@@ -193,12 +193,12 @@ def test_the_proxy_gets_the_credentials_in_its_url_and_refuses_wrong_ones(tmp_pa
         seen = len(rec.entries())
 
         gw = _gateway(tmp_path, "gw-proxy-wrong", rec.url,
-                      env=_proxy_env(f"http://edge:wrong@127.0.0.1:{proxy.port}"), up=False)
+                      env=_proxy_env(f"http://edge:Wr0ngPa55@127.0.0.1:{proxy.port}"), up=False)
         wait_until(lambda: "407" in gw.log_text(), 20, "the gateway to report the proxy's 407",
                    detail=gw.log_tail)
         assert (gw.upstream("notes") or {}).get("state") != "ready", gw.status()
         assert len(rec.entries()) == seen, "a request went around the proxy that refused it"
-        assert "wrong" not in gw.log_text(), "the proxy's password was logged"
+        assert "Wr0ngPa55" not in gw.log_text(), "the proxy's password was logged"
     finally:
         if gw:
             gw.stop()
